@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['init_types', 'init_layers', 'fans', 'lambda_init', 'default_init', 'LSUVWarning', 'lsuv_init', 'rai_init']
 
-# %% ../nbs/00_layers.ipynb #2db4ac7a
+# %% ../nbs/00_layers.ipynb #b51b89e0
 import math, warnings
 from contextlib import contextmanager
 import torch
@@ -15,7 +15,7 @@ with warnings.catch_warnings(): # fastai.layers calls the deprecated `torch.jit.
     warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
     from fastai.callback.hook import Hook, Hooks
 
-# %% ../nbs/00_layers.ipynb #874d4e65
+# %% ../nbs/00_layers.ipynb #f212e921
 init_types = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 
 def init_layers(m:nn.Module, # the model whose layers to list
@@ -29,7 +29,7 @@ def init_layers(m:nn.Module, # the model whose layers to list
             f"layer '{n}' ({type(l).__name__}) is lazy and has no weight yet: run one forward pass through the model first")
     return layers
 
-# %% ../nbs/00_layers.ipynb #9b720a37
+# %% ../nbs/00_layers.ipynb #e4c43111
 def fans(l:nn.Module, # a linear or (transposed) convolutional layer
         )->tuple:
     "`(fan_in, fan_out)` of `l`: how many inputs feed one output unit, and how many outputs one input unit feeds."
@@ -37,7 +37,7 @@ def fans(l:nn.Module, # a linear or (transposed) convolutional layer
     k = math.prod(l.kernel_size)
     return l.in_channels//l.groups*k, l.out_channels//l.groups*k
 
-# %% ../nbs/00_layers.ipynb #73a9b40c
+# %% ../nbs/00_layers.ipynb #985beeb5
 @contextmanager
 def _preserve(m, layers):
     "Restore every module's train/eval mode on exit, and the weights and biases of `layers` if the body raises."
@@ -70,6 +70,16 @@ def _forward(m, xb):
     if isinstance(xb, (list,tuple)): return m(*xb)
     return m(xb)
 
+@contextmanager
+def _no_fastpath():
+    "Turn off PyTorch's fused transformer fast path, which skips submodule calls and so their hooks; restore it after."
+    mha = getattr(torch.backends, 'mha', None)
+    if mha is None: yield; return
+    was = mha.get_fastpath_enabled()
+    mha.set_fastpath_enabled(False)
+    try: yield
+    finally: mha.set_fastpath_enabled(was)
+
 def _check_finite(xb):
     "Raise if a floating-point tensor in `xb` has NaN or inf values."
     ts = xb.values() if isinstance(xb, dict) else xb if isinstance(xb, (list,tuple)) else [xb]
@@ -77,7 +87,7 @@ def _check_finite(xb):
         if isinstance(t, Tensor) and t.is_floating_point() and (bad := (~t.isfinite()).sum().item()): raise ValueError(
             f"xb has NaN or inf values in {bad} of {t.numel()} entries; LSUV needs a finite batch")
 
-# %% ../nbs/00_layers.ipynb #aa485e25
+# %% ../nbs/00_layers.ipynb #1bb95fa0
 def _he_zero(w, b): nn.init.kaiming_normal_(w); nn.init.zeros_(b)
 
 def lambda_init(m:nn.Module, # model to initialise in place
@@ -89,7 +99,7 @@ def lambda_init(m:nn.Module, # model to initialise in place
         for _,l in layers: func(l.weight, l.weight.new_empty(1) if l.bias is None else l.bias)
     return m
 
-# %% ../nbs/00_layers.ipynb #cd76109a
+# %% ../nbs/00_layers.ipynb #e47fcd88
 _he_acts = (nn.ReLU, nn.LeakyReLU, nn.SiLU, nn.GELU, nn.Softsign)
 _xavier_gains = {nn.Sigmoid:1.79, nn.Tanh:1.17, nn.Softplus:1.17, nn.ELU:1.17} # found by trial and error in the reference
 _act_types = _he_acts + tuple(_xavier_gains)
@@ -100,7 +110,7 @@ def _preceding(m, layers, xb):
     if xb is None: seq = mods
     else:
         seq = []
-        with Hooks(mods, lambda o,i,out: seq.append(o), detach=False):
+        with Hooks(mods, lambda o,i,out: seq.append(o), detach=False), _no_fastpath():
             m.eval()
             _forward(m, _to(xb, layers[0][1].weight.device))
     prev = {}
@@ -118,7 +128,7 @@ def _draw_(w, std, normal, generator):
     bound = math.sqrt(3.)*std
     return w.uniform_(-bound, bound, generator=generator)
 
-# %% ../nbs/00_layers.ipynb #23bfdbee
+# %% ../nbs/00_layers.ipynb #cc1e973b
 def default_init(m:nn.Module, # model to initialise in place
                  normal:bool=True, # draw from a normal distribution; `False`: uniform with the same std
                  verbose:bool=False, # print one line per layer: the init chosen and its parameter
@@ -143,32 +153,107 @@ def default_init(m:nn.Module, # model to initialise in place
             if verbose: print(f"{str(l):80}| {kind}_{txt}, " + (f"negative_slope={g}" if kind=='He' else f"gain={'1.' if g==1 else g}"))
     return m
 
-# %% ../nbs/00_layers.ipynb #d7fa4a08
+# %% ../nbs/00_layers.ipynb #5fa3fb83
 class LSUVWarning(UserWarning): "A layer `lsuv_init` could not bring within `tol`, or could not reach."
 
-# %% ../nbs/00_layers.ipynb #92e1d1d2
-def _mean_std(mod, inp, out):
-    "Hook function: `[mean, std]` of a layer's output, in float32 at least."
-    if not isinstance(out, Tensor): raise TypeError(f"lsuv_init needs {type(mod).__name__} to return a tensor, got {type(out).__name__}")
-    std,mean = torch.std_mean(out.float() if out.dtype in (torch.float16, torch.bfloat16) else out)
-    return torch.stack([mean, std]).tolist()
+def _check_stats(name, l, mean, std):
+    "Raise unless the output statistics of layer `l` can be rescaled."
+    if not (math.isfinite(mean) and math.isfinite(std) and std > 1e-8): raise ValueError(
+        f"the output of layer '{name}' ({l}) has mean={mean:.4g}, std={std:.4g} on xb; LSUV needs a finite, "
+        "non-constant output to rescale (is the batch constant, or is a layer before it dead?)")
 
-def _lsuv_layer(m, xb, name, l, tol, n_iter):
-    "Rescale `l` until its output on `xb` is within `tol`: `(rescalings, mean, std)`, or `None` if `l` is never called."
-    with Hook(l, _mean_std) as h:
+def _done(l, mean, std, tol): return abs(std-1) <= tol and (l.bias is None or abs(mean) <= tol)
+
+def _rescale_(l, mean, std):
+    "One LSUV step on `l`: `W /= std+1e-8`, `b -= mean`; return the divisor and the old bias (`None` without bias)."
+    s = std + 1e-8
+    l.weight /= s
+    if l.bias is None: return s, None
+    old = l.bias.clone()
+    l.bias -= mean
+    return s, old
+
+# %% ../nbs/00_layers.ipynb #7c07cbb9
+def _std_mean(t):
+    "`[std, mean]` of tensor `t` as floats, computed in float32 at least."
+    return torch.stack(torch.std_mean(t.float() if t.dtype in (torch.float16, torch.bfloat16) else t)).tolist()
+
+def _bias_view(l, b):
+    "Bias-shaped `b` viewed to broadcast over `l`'s output: a linear's last dim, a conv's channel dim."
+    return b if isinstance(l, nn.Linear) else b.view(-1, *[1]*len(l.kernel_size))
+
+def _lsuv_out_(name, l, o, tol, n_iter):
+    "LSUV on layer `l` from its output `o`, correcting `o` in place: `(n, mean, std, product of divisors, sum of means)`."
+    div, shift = 1., 0.
+    for n in range(n_iter+1):
+        std,mean = _std_mean(o)
+        _check_stats(name, l, mean, std)
+        if n == n_iter or _done(l, mean, std, tol): return n, mean, std, div, shift
+        s,old = _rescale_(l, mean, std)
+        div, shift = div*s, shift+mean
+        if old is None: o.div_(s)
+        else: torch.add(_bias_view(l, old*(1-1/s) - mean), o, alpha=1/s, out=o) # o <- (o - b_old)/s + b_new
+
+class _Restart(Exception): "Raised by a hook to stop a pass at a layer the pass cannot handle in place."
+
+def _lsuv_pass(m, xb, names, todo, tol, n_iter):
+    "Run `m` on `xb` once, doing LSUV on each layer of `todo` at its first call: `(records in call order, stopping layer or None)`."
+    res = {}
+    def hook(l, i, o):
+        if l in res or not isinstance(o, Tensor): raise _Restart(l) # a second call (shared weights), or not one tensor
+        res[l] = _lsuv_out_(names[l], l, o, tol, n_iter)
+    try:
+        with Hooks(todo, hook): _forward(m, xb)
+    except _Restart as e: return res, e.args[0]
+    return res, None
+
+# %% ../nbs/00_layers.ipynb #95a54010
+def _call_stats(l, o):
+    "`(numel, mean, var)` of a layer's output `o`: the tensor, or the first tensor of a tuple/list."
+    t = o if isinstance(o, Tensor) else next((t for t in o if isinstance(t, Tensor)), None) if isinstance(o, (list,tuple)) else None
+    if t is None: raise TypeError(f"lsuv_init needs {type(l).__name__} to return a tensor, got {type(o).__name__}")
+    var,mean = torch.var_mean(t.float() if t.dtype in (torch.float16, torch.bfloat16) else t)
+    return t.numel(), mean.item(), var.item()
+
+def _pooled(stats):
+    "`(mean, std)` over all the elements of several outputs, from each one's `(numel, mean, var)`."
+    n = sum(k for k,_,_ in stats)
+    mean = sum(k*mu for k,mu,_ in stats)/n
+    m2 = sum((k-1)*v + k*(mu-mean)**2 for k,mu,v in stats) # Chan et al.'s pairwise combination of variances
+    return mean, math.sqrt(m2/(n-1)) if n > 1 else math.nan
+
+def _lsuv_seq(m, xb, name, l, tol, n_iter):
+    "LSUV on `l` with a full forward pass per step, pooling its statistics over all its calls: `(n, mean, std)`."
+    calls = []
+    with Hook(l, lambda l,i,o: calls.append(_call_stats(l, o))):
         for n in range(n_iter+1):
-            h.stored = None
+            calls.clear()
             _forward(m, xb)
-            if h.stored is None: return None
-            mean,std = h.stored
-            if not (math.isfinite(mean) and std > 1e-8 and math.isfinite(std)): raise ValueError(
-                f"the output of layer '{name}' ({l}) has mean={mean:.4g}, std={std:.4g} on xb; LSUV needs a finite, "
-                "non-constant output to rescale (is the batch constant, or is a layer before it dead?)")
-            if n == n_iter or abs(std-1) <= tol and (l.bias is None or abs(mean) <= tol): return n,mean,std
-            l.weight /= std + 1e-8
-            if l.bias is not None: l.bias -= mean
+            mean,std = _pooled(calls)
+            _check_stats(name, l, mean, std)
+            if n == n_iter or _done(l, mean, std, tol): return n, mean, std
+            _rescale_(l, mean, std)
 
-# %% ../nbs/00_layers.ipynb #15ed3157
+def _lsuv_all(m, xb, layers, tol, n_iter):
+    "LSUV on every layer the forward reaches, in call order, in one pass where possible: `{layer: (n, mean, std)}`."
+    names = {l:n for n,l in layers}
+    todo, done = [l for _,l in layers], {}
+    while todo:
+        res, stop = _lsuv_pass(m, xb, names, todo, tol, n_iter)
+        called = list(res)
+        keep = set(called[:called.index(stop)] if stop in res else called)
+        for l in called:
+            n,mean,std,div,shift = res[l]
+            if l in keep: done[l] = n,mean,std
+            else: # processed after `stop`'s first call: undo, it is redone in the next pass
+                l.weight *= div
+                if l.bias is not None: l.bias += shift
+        if stop is None: break
+        done[stop] = _lsuv_seq(m, xb, names[stop], stop, tol, n_iter)
+        todo = [l for l in todo if l not in done]
+    return done
+
+# %% ../nbs/00_layers.ipynb #692398a2
 def lsuv_init(m:nn.Module, # model to initialise in place
               xb, # a batch the model accepts: a tensor, a tuple/list (called as `m(*xb)`) or a dict (`m(**xb)`)
               tol:float=0.01, # stop when |mean| and |std-1| of the layer's output are within this
@@ -184,27 +269,26 @@ def lsuv_init(m:nn.Module, # model to initialise in place
     _check_generator(generator, layers)
     xb = _to(xb, layers[0][1].weight.device)
     _check_finite(xb)
-    with _preserve(m, layers), torch.no_grad():
+    with _preserve(m, layers), torch.no_grad(), _no_fastpath():
         if ortho:
             for _,l in layers:
                 nn.init.orthogonal_(l.weight, generator=generator)
                 if l.bias is not None: l.bias.zero_()
         m.eval()
-        for name,l in layers:
-            res = _lsuv_layer(m, xb, name, l, tol, n_iter)
-            if res is None:
-                warnings.warn(f"lsuv_init: layer '{name}' ({l}) is not called by the forward on xb, so it is not rescaled"
-                              + (" (it keeps the orthogonal pre-init)" if ortho else ""), LSUVWarning, stacklevel=2)
-                if verbose: print(f"{str(l):80}| not called by the forward pass")
-                continue
-            n,mean,std = res
-            if verbose: print(f"{str(l):80}| took {n} iterations, mean={mean:7.4f}, std={std:.4f}")
-            if abs(std-1) > tol or (l.bias is not None and abs(mean) > tol): warnings.warn(
-                f"lsuv_init: layer '{name}' ({l}) did not reach tol={tol} in n_iter={n_iter} iterations: "
-                f"mean={mean:.4f}, std={std:.4f}", LSUVWarning, stacklevel=2)
+        done = _lsuv_all(m, xb, layers, tol, n_iter)
+    names = {l:n for n,l in layers}
+    for l,(n,mean,std) in done.items():
+        if verbose: print(f"{str(l):80}| took {n} iterations, mean={mean:7.4f}, std={std:.4f}")
+        if not _done(l, mean, std, tol): warnings.warn(f"lsuv_init: layer '{names[l]}' ({l}) did not reach tol={tol} in "
+                                                       f"n_iter={n_iter} iterations: mean={mean:.4f}, std={std:.4f}", LSUVWarning, stacklevel=2)
+    for name,l in layers:
+        if l in done: continue
+        if verbose: print(f"{str(l):80}| not called by the forward pass")
+        warnings.warn(f"lsuv_init: layer '{name}' ({l}) is not called by the forward on xb, so it is not rescaled"
+                      + (" (it keeps the orthogonal pre-init)" if ortho else ""), LSUVWarning, stacklevel=2)
     return m
 
-# %% ../nbs/00_layers.ipynb #e3003e7f
+# %% ../nbs/00_layers.ipynb #f8d4a1d9
 def _rows(l, w):
     "`w` as an `(out_units, fan_in)` matrix, one row per output unit of `l`."
     if not isinstance(l, nn.modules.conv._ConvTransposeNd): return w.reshape(w.shape[0], -1)
@@ -227,7 +311,7 @@ def _rai_layer(l, generator):
     w.copy_(_unrows(l, v[:, :-1], w.shape))
     if b is not None: b.copy_(v[:, -1])
 
-# %% ../nbs/00_layers.ipynb #dca0bacf
+# %% ../nbs/00_layers.ipynb #e66a9ccc
 def rai_init(m:nn.Module, # model to initialise in place
              generator:torch.Generator|None=None, # draw from this generator instead of the global RNG
             )->nn.Module:
