@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['init_types', 'init_layers', 'fans', 'lambda_init', 'default_init', 'LSUVWarning', 'lsuv_init', 'rai_init']
 
-# %% ../nbs/00_layers.ipynb #aa00ff82
+# %% ../nbs/00_layers.ipynb #f3df40cf
 import math, warnings
 from contextlib import contextmanager
 import torch
@@ -15,7 +15,7 @@ with warnings.catch_warnings(): # fastai.layers calls the deprecated `torch.jit.
     warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
     from fastai.callback.hook import Hook, Hooks
 
-# %% ../nbs/00_layers.ipynb #1a4510c6
+# %% ../nbs/00_layers.ipynb #53eb15e2
 init_types = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 
 def init_layers(m:nn.Module, # the model whose layers to list
@@ -29,7 +29,7 @@ def init_layers(m:nn.Module, # the model whose layers to list
             f"layer '{n}' ({type(l).__name__}) is lazy and has no weight yet: run one forward pass through the model first")
     return layers
 
-# %% ../nbs/00_layers.ipynb #f7e10b12
+# %% ../nbs/00_layers.ipynb #46bf070d
 def fans(l:nn.Module, # a linear or (transposed) convolutional layer
         )->tuple:
     "`(fan_in, fan_out)` of `l`: how many inputs feed one output unit, and how many outputs one input unit feeds."
@@ -37,7 +37,7 @@ def fans(l:nn.Module, # a linear or (transposed) convolutional layer
     k = math.prod(l.kernel_size)
     return l.in_channels//l.groups*k, l.out_channels//l.groups*k
 
-# %% ../nbs/00_layers.ipynb #7dc2b66a
+# %% ../nbs/00_layers.ipynb #5dcb5635
 @contextmanager
 def _preserve(m, layers):
     "Restore every module's train/eval mode on exit, and the weights and biases of `layers` if the body raises."
@@ -87,7 +87,7 @@ def _check_finite(xb):
         if isinstance(t, Tensor) and t.is_floating_point() and (bad := (~t.isfinite()).sum().item()): raise ValueError(
             f"xb has NaN or inf values in {bad} of {t.numel()} entries; LSUV needs a finite batch")
 
-# %% ../nbs/00_layers.ipynb #f0b20311
+# %% ../nbs/00_layers.ipynb #de998a59
 def _he_zero(w, b): nn.init.kaiming_normal_(w); nn.init.zeros_(b)
 
 def lambda_init(m:nn.Module, # model to initialise in place
@@ -99,7 +99,7 @@ def lambda_init(m:nn.Module, # model to initialise in place
         for _,l in layers: func(l.weight, l.weight.new_empty(1) if l.bias is None else l.bias)
     return m
 
-# %% ../nbs/00_layers.ipynb #660ee099
+# %% ../nbs/00_layers.ipynb #b7cd8aca
 _he_acts = (nn.ReLU, nn.LeakyReLU, nn.SiLU, nn.GELU, nn.Softsign)
 _xavier_gains = {nn.Sigmoid:1.79, nn.Tanh:1.17, nn.Softplus:1.17, nn.ELU:1.17} # found by trial and error in the reference
 _act_types = _he_acts + tuple(_xavier_gains)
@@ -128,7 +128,7 @@ def _draw_(w, std, normal, generator):
     bound = math.sqrt(3.)*std
     return w.uniform_(-bound, bound, generator=generator)
 
-# %% ../nbs/00_layers.ipynb #4cf03aa7
+# %% ../nbs/00_layers.ipynb #d00cb85e
 def default_init(m:nn.Module, # model to initialise in place
                  normal:bool=True, # draw from a normal distribution; `False`: uniform with the same std
                  verbose:bool=False, # print one line per layer: the init chosen and its parameter
@@ -153,7 +153,7 @@ def default_init(m:nn.Module, # model to initialise in place
             if verbose: print(f"{str(l):80}| {kind}_{txt}, " + (f"negative_slope={g}" if kind=='He' else f"gain={'1.' if g==1 else g}"))
     return m
 
-# %% ../nbs/00_layers.ipynb #6c3a9600
+# %% ../nbs/00_layers.ipynb #200de851
 class LSUVWarning(UserWarning): "A layer `lsuv_init` could not bring within `tol`, or could not reach."
 
 def _check_stats(name, l, mean, std):
@@ -173,7 +173,7 @@ def _rescale_(l, mean, std):
     l.bias -= mean
     return s, old
 
-# %% ../nbs/00_layers.ipynb #20d6eae2
+# %% ../nbs/00_layers.ipynb #ba8fe340
 def _std_mean(t):
     "`[std, mean]` of tensor `t` as floats, computed in float32 at least."
     return torch.stack(torch.std_mean(t.float() if t.dtype in (torch.float16, torch.bfloat16) else t)).tolist()
@@ -207,7 +207,7 @@ def _lsuv_pass(m, xb, names, todo, tol, n_iter):
     except _Restart as e: return res, e.args[0]
     return res, None
 
-# %% ../nbs/00_layers.ipynb #91620bd9
+# %% ../nbs/00_layers.ipynb #d6809fdd
 def _call_stats(l, o):
     "`(numel, mean, var)` of a layer's output `o`: the tensor, or the first tensor of a tuple/list."
     t = o if isinstance(o, Tensor) else next((t for t in o if isinstance(t, Tensor)), None) if isinstance(o, (list,tuple)) else None
@@ -253,7 +253,7 @@ def _lsuv_all(m, xb, layers, tol, n_iter):
         todo = [l for l in todo if l not in done]
     return done
 
-# %% ../nbs/00_layers.ipynb #db78010a
+# %% ../nbs/00_layers.ipynb #a51e2e56
 def lsuv_init(m:nn.Module, # model to initialise in place
               xb, # a batch the model accepts: a tensor, a tuple/list (called as `m(*xb)`) or a dict (`m(**xb)`)
               tol:float=0.01, # stop when |mean| and |std-1| of the layer's output are within this
@@ -288,7 +288,7 @@ def lsuv_init(m:nn.Module, # model to initialise in place
                       + (" (it keeps the orthogonal pre-init)" if ortho else ""), LSUVWarning, stacklevel=2)
     return m
 
-# %% ../nbs/00_layers.ipynb #be88b5dd
+# %% ../nbs/00_layers.ipynb #1ef91c1f
 def _rows(l, w):
     "`w` as an `(out_units, fan_in)` matrix, one row per output unit of `l`."
     if not isinstance(l, nn.modules.conv._ConvTransposeNd): return w.reshape(w.shape[0], -1)
@@ -311,7 +311,7 @@ def _rai_layer(l, generator):
     w.copy_(_unrows(l, v[:, :-1], w.shape))
     if b is not None: b.copy_(v[:, -1])
 
-# %% ../nbs/00_layers.ipynb #229bb4f3
+# %% ../nbs/00_layers.ipynb #7311269d
 def rai_init(m:nn.Module, # model to initialise in place
              generator:torch.Generator|None=None, # draw from this generator instead of the global RNG
             )->nn.Module:
