@@ -153,7 +153,7 @@ def default_init(m:nn.Module, # model to initialise in place
             if verbose: print(f"{str(l):80}| {kind}_{txt}, " + (f"negative_slope={g}" if kind=='He' else f"gain={'1.' if g==1 else g}"))
     return m
 
-# %% ../nbs/00_layers.ipynb #200de851
+# %% ../nbs/00_layers.ipynb #8ad10b9a
 class LSUVWarning(UserWarning): "A layer `lsuv_init` could not bring within `tol`, or could not reach."
 
 def _check_stats(name, l, mean, std):
@@ -165,34 +165,43 @@ def _check_stats(name, l, mean, std):
 def _done(l, mean, std, tol): return abs(std-1) <= tol and (l.bias is None or abs(mean) <= tol)
 
 def _rescale_(l, mean, std):
-    "One LSUV step on `l`: `W /= std+1e-8`, `b -= mean`; return the divisor and the old bias (`None` without bias)."
-    s = std + 1e-8
-    l.weight /= s
-    if l.bias is None: return s, None
-    old = l.bias.clone()
-    l.bias -= mean
-    return s, old
+    "One LSUV step on `l`: `W /= std+1e-8`, `b -= mean`."
+    l.weight /= std + 1e-8
+    if l.bias is not None: l.bias -= mean
 
-# %% ../nbs/00_layers.ipynb #ba8fe340
-def _std_mean(t):
-    "`[std, mean]` of tensor `t` as floats, computed in float32 at least."
-    return torch.stack(torch.std_mean(t.float() if t.dtype in (torch.float16, torch.bfloat16) else t)).tolist()
-
+# %% ../nbs/00_layers.ipynb #426de06e
 def _bias_view(l, b):
-    "Bias-shaped `b` viewed to broadcast over `l`'s output: a linear's last dim, a conv's channel dim."
+    "Bias-shaped `b` viewed to broadcast over `l`'s output: along a linear's last dim, a conv's channel dim."
     return b if isinstance(l, nn.Linear) else b.view(-1, *[1]*len(l.kernel_size))
+
+def _unit_dims(l, o):
+    "The dims of output `o` of `l` that are not its output-unit dim (a linear's last dim, a conv's channel dim)."
+    u = o.ndim - 1 - (0 if isinstance(l, nn.Linear) else len(l.kernel_size))
+    return [d for d in range(o.ndim) if d != u]
 
 def _lsuv_out_(name, l, o, tol, n_iter):
     "LSUV on layer `l` from its output `o`, correcting `o` in place: `(n, mean, std, product of divisors, sum of means)`."
-    div, shift = 1., 0.
+    t,dims = o.float() if o.dtype in (torch.float16, torch.bfloat16) else o, _unit_dims(l, o)
+    mu = t.mean(dims, keepdim=True) # per output unit, each over k = o.numel()/len(mu) elements; two passes, as
+    var = (t - mu).pow_(2).mean(dims) # torch.var_mean's one-pass kernel is ~10x slower on the CPU
+    var,mu = var.double().cpu(), mu.flatten().double().cpu()
+    k,n_el = o.numel()//len(mu), o.numel()
+    b = None if l.bias is None else l.bias.detach().double().cpu()
+    a,c,div,shift = 1., torch.zeros_like(mu), 1., 0. # o is now a*o + c
     for n in range(n_iter+1):
-        std,mean = _std_mean(o)
+        mu_n = a*mu + c
+        mean = mu_n.mean().item()
+        std = math.sqrt((k*(a*a*var + (mu_n-mean)**2)).sum().item()/(n_el-1)) if n_el > 1 else math.nan
         _check_stats(name, l, mean, std)
-        if n == n_iter or _done(l, mean, std, tol): return n, mean, std, div, shift
-        s,old = _rescale_(l, mean, std)
-        div, shift = div*s, shift+mean
-        if old is None: o.div_(s)
-        else: torch.add(_bias_view(l, old*(1-1/s) - mean).to(o.dtype), o, alpha=1/s, out=o) # o <- (o - b_old)/s + b_new
+        if n == n_iter or _done(l, mean, std, tol): break
+        s = std + 1e-8 # W /= s; b -= mean, so o <- (o - b)/s + b - mean
+        a,c,div,shift = a/s, c/s + (0. if b is None else b*(1-1/s) - mean), div*s, shift+mean
+        if b is not None: b = b - mean
+    if n:
+        l.weight /= div
+        if b is not None: l.bias.copy_(b)
+        torch.add(_bias_view(l, c).to(o), o, alpha=a, out=o)
+    return n, mean, std, div, shift
 
 class _Restart(Exception): "Raised by a hook to stop a pass at a layer the pass cannot handle in place."
 
@@ -288,28 +297,27 @@ def lsuv_init(m:nn.Module, # model to initialise in place
                       + (" (it keeps the orthogonal pre-init)" if ortho else ""), LSUVWarning, stacklevel=2)
     return m
 
-# %% ../nbs/00_layers.ipynb #1ef91c1f
-def _rows(l, w):
-    "`w` as an `(out_units, fan_in)` matrix, one row per output unit of `l`."
-    if not isinstance(l, nn.modules.conv._ConvTransposeNd): return w.reshape(w.shape[0], -1)
-    g = l.groups # weight is (in, out/g, *k): regroup to (g, out/g, in/g, k) -> (out, in/g*k)
-    return w.reshape(g, w.shape[0]//g, w.shape[1], -1).transpose(1, 2).reshape(l.out_channels, -1)
-
-def _unrows(l, v, shape):
-    "Inverse of `_rows`: the `(out_units, fan_in)` matrix `v` laid out as `l`'s weight, of `shape`."
-    if not isinstance(l, nn.modules.conv._ConvTransposeNd): return v.reshape(shape)
-    g = l.groups
-    return v.reshape(g, shape[1], shape[0]//g, -1).transpose(1, 2).reshape(shape)
+# %% ../nbs/00_layers.ipynb #1348bae7
+def _row_entry(l, o, j):
+    "Index into `l.weight` of input `j` of output unit `o` (`j` counts over `in_channels/groups` and the kernel)."
+    if isinstance(l, nn.Linear): return o, j
+    i,*ks = torch.unravel_index(j, (l.in_channels//l.groups, *l.kernel_size))
+    if not isinstance(l, nn.modules.conv._ConvTransposeNd): return (o, i, *ks) # weight: (out, in/groups, *kernel)
+    per = l.out_channels//l.groups                                            # weight: (in, out/groups, *kernel)
+    return (o//per*(l.in_channels//l.groups) + i, o%per, *ks)
 
 def _rai_layer(l, generator):
-    "Draw RAI weights and bias for `l`."
+    "Draw RAI weights and bias for `l`: all from N(0, σ²), then one entry per output unit from Beta(2, 1)."
     (fan_in,_),w,b = fans(l), l.weight, l.bias
-    n = _rows(l, w).shape[0]
-    v = torch.empty(n, fan_in+1, device=w.device).normal_(0, 0.6007/math.sqrt(fan_in), generator=generator)
-    k = torch.randint(fan_in+1, (n,), device=w.device, generator=generator) # which entry of each row is special
-    v[torch.arange(n, device=w.device), k] = torch.rand(n, device=w.device, generator=generator).sqrt() # Beta(2,1)
-    w.copy_(_unrows(l, v[:, :-1], w.shape))
-    if b is not None: b.copy_(v[:, -1])
+    sigma = 0.6007/math.sqrt(fan_in)
+    w.normal_(0, sigma, generator=generator)
+    if b is not None: b.normal_(0, sigma, generator=generator)
+    n = l.out_features if isinstance(l, nn.Linear) else l.out_channels
+    k = torch.randint(fan_in+1, (n,), device=w.device, generator=generator) # the special entry of each row; fan_in: the bias
+    beta = torch.rand(n, device=w.device, generator=generator).sqrt()      # Beta(2, 1), whose CDF is x^2
+    on_w = k < fan_in
+    w[_row_entry(l, torch.arange(n, device=w.device)[on_w], k[on_w])] = beta[on_w].to(w.dtype)
+    if b is not None: b[~on_w] = beta[~on_w].to(b.dtype)
 
 # %% ../nbs/00_layers.ipynb #7311269d
 def rai_init(m:nn.Module, # model to initialise in place
