@@ -262,7 +262,32 @@ def _lsuv_all(m, xb, layers, tol, n_iter):
         todo = [l for l in todo if l not in done]
     return done
 
-# %% ../nbs/00_layers.ipynb #a51e2e56
+# %% ../nbs/00_layers.ipynb #e7dd3535
+def _cholesky_qr(a):
+    "Q of tall `a` = QR with R's diagonal positive, by CholeskyQR, refined once unless already orthonormal; `None` if it fails."
+    eye, tol = torch.eye(a.shape[1], dtype=a.dtype, device=a.device), 64*torch.finfo(a.dtype).eps
+    for _ in range(2):
+        r,info = torch.linalg.cholesky_ex(a.T @ a, upper=True)
+        if info: return None
+        a = torch.linalg.solve_triangular(r, a, upper=True, left=False)
+        if (a.T @ a - eye).abs().max() <= tol: return a
+    return a
+
+def _orthogonal_(w, generator=None):
+    "`nn.init.orthogonal_(w)`: the same draws and, up to rounding, the same matrix, with CholeskyQR2 where it is safe."
+    rows = w.shape[0]
+    cols = w.numel()//rows
+    if w.dtype not in (torch.float32, torch.float64) or max(rows, cols) < 2*min(rows, cols):
+        return nn.init.orthogonal_(w, generator=generator)
+    with torch.no_grad():
+        a = w.new_empty(rows, cols).normal_(0, 1, generator=generator)
+        q = _cholesky_qr(a.T if rows < cols else a)
+        if q is None: # as nn.init.orthogonal_ does it
+            q,r = torch.linalg.qr(a.T if rows < cols else a)
+            q *= r.diagonal().sign()
+        return w.view(rows, cols).copy_(q.T if rows < cols else q).view_as(w)
+
+# %% ../nbs/00_layers.ipynb #78fe07b4
 def lsuv_init(m:nn.Module, # model to initialise in place
               xb, # a batch the model accepts: a tensor, a tuple/list (called as `m(*xb)`) or a dict (`m(**xb)`)
               tol:float=0.01, # stop when |mean| and |std-1| of the layer's output are within this
@@ -281,7 +306,7 @@ def lsuv_init(m:nn.Module, # model to initialise in place
     with _preserve(m, layers), torch.no_grad(), _no_fastpath():
         if ortho:
             for _,l in layers:
-                nn.init.orthogonal_(l.weight, generator=generator)
+                _orthogonal_(l.weight, generator)
                 if l.bias is not None: l.bias.zero_()
         m.eval()
         done = _lsuv_all(m, xb, layers, tol, n_iter)
