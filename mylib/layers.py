@@ -37,16 +37,20 @@ def fans(l:nn.Module, # a linear or (transposed) convolutional layer
     k = math.prod(l.kernel_size)
     return l.in_channels//l.groups*k, l.out_channels//l.groups*k
 
-# %% ../nbs/00_layers.ipynb #5dcb5635
+# %% ../nbs/00_layers.ipynb #a4fbaa78
 @contextmanager
-def _preserve(m, layers):
-    "Restore every module's train/eval mode on exit, and the weights and biases of `layers` if the body raises."
-    modes = [(o, o.training) for o in m.modules()]
-    saved = [(p, p.detach().to('cpu', copy=True)) for _,l in layers for p in (l.weight, l.bias) if p is not None] # host copy: no device memory
-    try: yield
+def _preserve(m, layers=()):
+    "Restore every module's mode on exit and, if the body raises, every weight and bias saved: those of `layers`, and any passed to the `save` it yields."
+    modes, saved = [(o, o.training) for o in m.modules()], {}
+    def save(*ls):
+        for l in ls:
+            for p in (l.weight, l.bias):
+                if p is not None and id(p) not in saved: saved[id(p)] = p, p.detach().to('cpu', copy=True) # host copy: no device memory
+    save(*[l for _,l in layers])
+    try: yield save
     except BaseException:
         with torch.no_grad():
-            for p,v in saved: p.copy_(v)
+            for p,v in saved.values(): p.copy_(v)
         raise
     finally:
         for o,t in modes: o.training = t
@@ -169,7 +173,7 @@ def _rescale_(l, mean, std):
     l.weight /= std + 1e-8
     if l.bias is not None: l.bias -= mean
 
-# %% ../nbs/00_layers.ipynb #426de06e
+# %% ../nbs/00_layers.ipynb #1682bf8f
 def _bias_view(l, b):
     "Bias-shaped `b` viewed to broadcast over `l`'s output: along a linear's last dim, a conv's channel dim."
     return b if isinstance(l, nn.Linear) else b.view(-1, *[1]*len(l.kernel_size))
@@ -180,14 +184,16 @@ def _unit_dims(l, o):
     return [d for d in range(o.ndim) if d != u]
 
 def _lsuv_out_(name, l, o, tol, n_iter):
-    "LSUV on layer `l` from its output `o`, correcting `o` in place: `(n, mean, std, product of divisors, sum of means)`."
-    t,dims = o.float() if o.dtype in (torch.float16, torch.bfloat16) else o, _unit_dims(l, o)
+    "LSUV on layer `l` from its output `o`, corrected in place: `(n, mean, std, divisor for W, new bias or None)`; `l` is not changed."
+    t = o.float() if o.dtype in (torch.float16, torch.bfloat16) else o
+    t = t[None] if t.ndim == 1 else t # a linear layer on one unbatched sample: reduce over a dim of size 1, not over all
+    dims = _unit_dims(l, t)
     mu = t.mean(dims, keepdim=True) # per output unit, each over k = o.numel()/len(mu) elements; two passes, as
     var = (t - mu).pow_(2).mean(dims) # torch.var_mean's one-pass kernel is ~10x slower on the CPU
     var,mu = var.double().cpu(), mu.flatten().double().cpu()
     k,n_el = o.numel()//len(mu), o.numel()
     b = None if l.bias is None else l.bias.detach().double().cpu()
-    a,c,div,shift = 1., torch.zeros_like(mu), 1., 0. # o is now a*o + c
+    a,c,div = 1., torch.zeros_like(mu), 1. # o is now a*o + c
     for n in range(n_iter+1):
         mu_n = a*mu + c
         mean = mu_n.mean().item()
@@ -195,13 +201,10 @@ def _lsuv_out_(name, l, o, tol, n_iter):
         _check_stats(name, l, mean, std)
         if n == n_iter or _done(l, mean, std, tol): break
         s = std + 1e-8 # W /= s; b -= mean, so o <- (o - b)/s + b - mean
-        a,c,div,shift = a/s, c/s + (0. if b is None else b*(1-1/s) - mean), div*s, shift+mean
+        a,c,div = a/s, c/s + (0. if b is None else b*(1-1/s) - mean), div*s
         if b is not None: b = b - mean
-    if n:
-        l.weight /= div
-        if b is not None: l.bias.copy_(b)
-        torch.add(_bias_view(l, c).to(o), o, alpha=a, out=o)
-    return n, mean, std, div, shift
+    if n: torch.add(_bias_view(l, c).to(o), o, alpha=a, out=o)
+    return n, mean, std, div, b
 
 class _Restart(Exception): "Raised by a hook to stop a pass at a layer the pass cannot handle in place."
 
@@ -216,7 +219,7 @@ def _lsuv_pass(m, xb, names, todo, tol, n_iter):
     except _Restart as e: return res, e.args[0]
     return res, None
 
-# %% ../nbs/00_layers.ipynb #d6809fdd
+# %% ../nbs/00_layers.ipynb #eb718b9d
 def _call_stats(l, o):
     "`(numel, mean, var)` of a layer's output `o`: the tensor, or the first tensor of a tuple/list."
     t = o if isinstance(o, Tensor) else next((t for t in o if isinstance(t, Tensor)), None) if isinstance(o, (list,tuple)) else None
@@ -243,21 +246,22 @@ def _lsuv_seq(m, xb, name, l, tol, n_iter):
             if n == n_iter or _done(l, mean, std, tol): return n, mean, std
             _rescale_(l, mean, std)
 
-def _lsuv_all(m, xb, layers, tol, n_iter):
+def _lsuv_all(m, xb, layers, tol, n_iter, save):
     "LSUV on every layer the forward reaches, in call order, in one pass where possible: `{layer: (n, mean, std)}`."
     names = {l:n for n,l in layers}
     todo, done = [l for _,l in layers], {}
     while todo:
         res, stop = _lsuv_pass(m, xb, names, todo, tol, n_iter)
         called = list(res)
-        keep = set(called[:called.index(stop)] if stop in res else called)
-        for l in called:
-            n,mean,std,div,shift = res[l]
-            if l in keep: done[l] = n,mean,std
-            else: # processed after `stop`'s first call: undo, it is redone in the next pass
-                l.weight *= div
-                if l.bias is not None: l.bias += shift
+        for l in (called[:called.index(stop)] if stop in res else called): # the layers before `stop`'s first call
+            n,mean,std,div,b = res[l]
+            if stop is not None: save(l) # the fallback below could still fail
+            if n:
+                l.weight /= div
+                if b is not None: l.bias.copy_(b)
+            done[l] = n,mean,std
         if stop is None: break
+        save(stop)
         done[stop] = _lsuv_seq(m, xb, names[stop], stop, tol, n_iter)
         todo = [l for l in todo if l not in done]
     return done
@@ -287,7 +291,7 @@ def _orthogonal_(w, generator=None):
             q *= r.diagonal().sign()
         return w.view(rows, cols).copy_(q.T if rows < cols else q).view_as(w)
 
-# %% ../nbs/00_layers.ipynb #78fe07b4
+# %% ../nbs/00_layers.ipynb #d6dc9dd6
 def lsuv_init(m:nn.Module, # model to initialise in place
               xb, # a batch the model accepts: a tensor, a tuple/list (called as `m(*xb)`) or a dict (`m(**xb)`)
               tol:float=0.01, # stop when |mean| and |std-1| of the layer's output are within this
@@ -303,13 +307,13 @@ def lsuv_init(m:nn.Module, # model to initialise in place
     _check_generator(generator, layers)
     xb = _to(xb, layers[0][1].weight.device)
     _check_finite(xb)
-    with _preserve(m, layers), torch.no_grad(), _no_fastpath():
+    with _preserve(m, layers if ortho else ()) as save, torch.no_grad(), _no_fastpath():
         if ortho:
             for _,l in layers:
                 _orthogonal_(l.weight, generator)
                 if l.bias is not None: l.bias.zero_()
         m.eval()
-        done = _lsuv_all(m, xb, layers, tol, n_iter)
+        done = _lsuv_all(m, xb, layers, tol, n_iter, save)
     names = {l:n for n,l in layers}
     for l,(n,mean,std) in done.items():
         if verbose: print(f"{str(l):80}| took {n} iterations, mean={mean:7.4f}, std={std:.4f}")
