@@ -28,6 +28,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                               'mylib.layers._rule': ('layers.html#_rule', 'mylib/layers.py'),
                               'mylib.layers._to': ('layers.html#_to', 'mylib/layers.py'),
                               'mylib.layers._unit_dims': ('layers.html#_unit_dims', 'mylib/layers.py'),
+                              'mylib.layers._unit_mean_var': ('layers.html#_unit_mean_var', 'mylib/layers.py'),
                               'mylib.layers.default_init': ('layers.html#default_init', 'mylib/layers.py'),
                               'mylib.layers.fans': ('layers.html#fans', 'mylib/layers.py'),
                               'mylib.layers.init_layers': ('layers.html#init_layers', 'mylib/layers.py'),

@@ -173,7 +173,7 @@ def _rescale_(l, mean, std):
     l.weight /= std + 1e-8
     if l.bias is not None: l.bias -= mean
 
-# %% ../nbs/00_layers.ipynb #1682bf8f
+# %% ../nbs/00_layers.ipynb #3fd483d7
 def _bias_view(l, b):
     "Bias-shaped `b` viewed to broadcast over `l`'s output: along a linear's last dim, a conv's channel dim."
     return b if isinstance(l, nn.Linear) else b.view(-1, *[1]*len(l.kernel_size))
@@ -183,14 +183,18 @@ def _unit_dims(l, o):
     u = o.ndim - 1 - (0 if isinstance(l, nn.Linear) else len(l.kernel_size))
     return [d for d in range(o.ndim) if d != u]
 
+def _unit_mean_var(t, dims):
+    "Mean and variance over `dims` of `t`, per output unit, in float64 on the host; at least float32 inside."
+    mu = t.mean(dims, keepdim=True, dtype=torch.float32 if t.dtype in (torch.float16, torch.bfloat16) else None)
+    d = dims[0] # two passes, as torch.var_mean's one-pass kernel is ~10x slower on the CPU; the second in chunks along
+    step = max(1, t.shape[d] * 2**20 // t.numel()) # `d` of about 2^20 elements, so its temporary stays small
+    ss = sum((c.to(mu.dtype) - mu).pow_(2).sum(dims) for c in t.split(step, d))
+    return mu.flatten().double().cpu(), ss.double().cpu() / (t.numel() // mu.numel())
+
 def _lsuv_out_(name, l, o, tol, n_iter):
     "LSUV on layer `l` from its output `o`, corrected in place: `(n, mean, std, divisor for W, new bias or None)`; `l` is not changed."
-    t = o.float() if o.dtype in (torch.float16, torch.bfloat16) else o
-    t = t[None] if t.ndim == 1 else t # a linear layer on one unbatched sample: reduce over a dim of size 1, not over all
-    dims = _unit_dims(l, t)
-    mu = t.mean(dims, keepdim=True) # per output unit, each over k = o.numel()/len(mu) elements; two passes, as
-    var = (t - mu).pow_(2).mean(dims) # torch.var_mean's one-pass kernel is ~10x slower on the CPU
-    var,mu = var.double().cpu(), mu.flatten().double().cpu()
+    t = o[None] if o.ndim == 1 else o # a linear layer on one unbatched sample: reduce over a dim of size 1, not over all
+    mu,var = _unit_mean_var(t, _unit_dims(l, t))
     k,n_el = o.numel()//len(mu), o.numel()
     b = None if l.bias is None else l.bias.detach().double().cpu()
     a,c,div = 1., torch.zeros_like(mu), 1. # o is now a*o + c
