@@ -173,7 +173,7 @@ def _rescale_(l, mean, std):
     l.weight /= std + 1e-8
     if l.bias is not None: l.bias -= mean
 
-# %% ../nbs/00_layers.ipynb #c8bf5d96
+# %% ../nbs/00_layers.ipynb #23cb72e3
 def _bias_view(l, b):
     "Bias-shaped `b` viewed to broadcast over `l`'s output: along a linear's last dim, a conv's channel dim."
     return b if isinstance(l, nn.Linear) else b.view(-1, *[1]*len(l.kernel_size))
@@ -184,7 +184,8 @@ def _unit_dims(l, o):
     return [d for d in range(o.ndim) if d != u]
 
 def _unit_mean_var(t, dims):
-    "Mean and variance over `dims` of `t`, per output unit, in float64 on the host; at least float32 inside."
+    "Mean and (population) variance over `dims` of `t`, per output unit, in float64 on the host; at least float32 inside."
+    if not dims: t,dims = t[None],[0] # nothing to reduce (one unbatched sample): a dim of size 1, as `mean([])` means all
     mu = t.mean(dims, keepdim=True, dtype=torch.float32 if t.dtype in (torch.float16, torch.bfloat16) else None)
     d = dims[0] # two passes: torch.var_mean took 400 us where a mean took 10 us (512x256, CPU); the second in chunks along
     step = max(1, min(t.shape[d]//4, t.shape[d] * 2**20 // t.numel())) # `d`, so that its temporary stays small
@@ -193,8 +194,7 @@ def _unit_mean_var(t, dims):
 
 def _lsuv_out_(name, l, o, tol, n_iter):
     "LSUV on layer `l` from its output `o`, corrected in place: `(n, mean, std, divisor for W, new bias or None)`; `l` is not changed."
-    t = o[None] if o.ndim == 1 else o # a linear layer on one unbatched sample: reduce over a dim of size 1, not over all
-    mu,var = _unit_mean_var(t, _unit_dims(l, t))
+    mu,var = _unit_mean_var(o, _unit_dims(l, o))
     k,n_el = o.numel()//len(mu), o.numel()
     b = None if l.bias is None else l.bias.detach().double().cpu()
     a,c,div = 1., torch.zeros_like(mu), 1. # o is now a*o + c
@@ -223,19 +223,19 @@ def _lsuv_pass(m, xb, names, todo, tol, n_iter):
     except _Restart as e: return res, e.args[0]
     return res, None
 
-# %% ../nbs/00_layers.ipynb #eb718b9d
+# %% ../nbs/00_layers.ipynb #0f017b50
 def _call_stats(l, o):
     "`(numel, mean, var)` of a layer's output `o`: the tensor, or the first tensor of a tuple/list."
     t = o if isinstance(o, Tensor) else next((t for t in o if isinstance(t, Tensor)), None) if isinstance(o, (list,tuple)) else None
     if t is None: raise TypeError(f"lsuv_init needs {type(l).__name__} to return a tensor, got {type(o).__name__}")
-    var,mean = torch.var_mean(t.float() if t.dtype in (torch.float16, torch.bfloat16) else t)
+    mean,var = _unit_mean_var(t, list(range(t.ndim)))
     return t.numel(), mean.item(), var.item()
 
 def _pooled(stats):
-    "`(mean, std)` over all the elements of several outputs, from each one's `(numel, mean, var)`."
+    "`(mean, std)` over all the elements of several outputs, from each one's `(numel, mean, population variance)`."
     n = sum(k for k,_,_ in stats)
     mean = sum(k*mu for k,mu,_ in stats)/n
-    m2 = sum((k-1)*v + k*(mu-mean)**2 for k,mu,v in stats) # Chan et al.'s pairwise combination of variances
+    m2 = sum(k*(v + (mu-mean)**2) for k,mu,v in stats) # sum of squared deviations from the pooled mean
     return mean, math.sqrt(m2/(n-1)) if n > 1 else math.nan
 
 def _lsuv_seq(m, xb, name, l, tol, n_iter):
