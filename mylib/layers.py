@@ -5,18 +5,26 @@
 # %% auto #0
 __all__ = ['init_types', 'init_layers', 'fans', 'lambda_init', 'default_init', 'LSUVWarning', 'lsuv_init', 'rai_init']
 
-# %% ../nbs/00_layers.ipynb #f3df40cf
-import math, warnings
+# %% ../nbs/00_layers.ipynb #995dee87
+import math, warnings, threading, traceback, itertools
 from contextlib import contextmanager
+from functools import partial
 import torch
 from torch import nn, Tensor
+import torch.nn.functional as F
+import torch.distributed as dist
 
 with warnings.catch_warnings(): # fastai.layers calls the deprecated `torch.jit.script` at import (torch>=2.10): not ours to show
     warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
     from fastai.callback.hook import Hook, Hooks
+    from fastai.data.core import DataLoaders
 
-# %% ../nbs/00_layers.ipynb #53eb15e2
+# %% ../nbs/00_layers.ipynb #8715b204
 init_types = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+
+def _unwrap(m):
+    "The model inside a `DistributedDataParallel` or `DataParallel` wrapper, else `m`."
+    return m.module if isinstance(m, (nn.parallel.DistributedDataParallel, nn.DataParallel)) else m
 
 def init_layers(m:nn.Module, # the model whose layers to list
                )->list:
@@ -27,6 +35,9 @@ def init_layers(m:nn.Module, # the model whose layers to list
     for n,l in layers:
         if nn.parameter.is_lazy(l.weight): raise ValueError(
             f"layer '{n}' ({type(l).__name__}) is lazy and has no weight yet: run one forward pass through the model first")
+        if l.weight.is_meta: raise ValueError(
+            f"layer '{n}' ({type(l).__name__}) is on the meta device and has no values to set: "
+            "materialise the model first, e.g. with `m.to_empty(device='cpu')`")
     return layers
 
 # %% ../nbs/00_layers.ipynb #46bf070d
@@ -37,7 +48,7 @@ def fans(l:nn.Module, # a linear or (transposed) convolutional layer
     k = math.prod(l.kernel_size)
     return l.in_channels//l.groups*k, l.out_channels//l.groups*k
 
-# %% ../nbs/00_layers.ipynb #a4fbaa78
+# %% ../nbs/00_layers.ipynb #09484fec
 @contextmanager
 def _preserve(m, layers=()):
     "Restore every module's mode on exit and, if the body raises, every weight and bias saved: those of `layers`, and any passed to the `save` it yields."
@@ -61,6 +72,30 @@ def _check_generator(g, layers):
     if g is not None and g.device.type != dev.type: raise ValueError(
         f"generator is on {g.device} but the model is on {dev}: pass torch.Generator(device='{dev.type}')")
 
+class _FastPathOff:
+    "Turns off PyTorch's fused transformer fast path, which skips submodule calls and so their hooks, while any initialiser runs."
+    def __init__(self): self.lock,self.users,self.was = threading.Lock(),0,None
+    def __call__(self): return self
+    def __enter__(self): # the flag is process-wide: the first of several threads turns it off, the last one restores it
+        if (mha := getattr(torch.backends, 'mha', None)) is None: return
+        with self.lock:
+            if not self.users: self.was = mha.get_fastpath_enabled(); mha.set_fastpath_enabled(False)
+            self.users += 1
+    def __exit__(self, *exc):
+        if (mha := getattr(torch.backends, 'mha', None)) is None: return
+        with self.lock:
+            self.users -= 1
+            if not self.users: mha.set_fastpath_enabled(self.was)
+
+_no_fastpath = _FastPathOff()
+
+# %% ../nbs/00_layers.ipynb #6c0337bc
+def _tensors(xb):
+    "Every tensor in `xb`, a tensor or nested tuples, lists and dicts of them."
+    if isinstance(xb, Tensor): yield xb
+    elif isinstance(xb, (list,tuple,dict)):
+        for o in (xb.values() if isinstance(xb, dict) else xb): yield from _tensors(o)
+
 def _to(xb, device):
     "`xb` with every tensor in it moved to `device`."
     if isinstance(xb, Tensor): return xb.to(device)
@@ -68,42 +103,122 @@ def _to(xb, device):
     if isinstance(xb, (list,tuple)): return type(xb)(_to(o, device) for o in xb)
     return xb
 
+class _Batches(list): "Several model inputs that could not be concatenated: a forward pass calls the model on each."
+
 def _forward(m, xb):
-    "Call `m` on batch `xb`: `m(*xb)` for a tuple or list, `m(**xb)` for a dict."
+    "Call `m` on batch `xb`: `m(*xb)` for a tuple or list, `m(**xb)` for a dict, once per batch of `_Batches`."
+    if isinstance(xb, _Batches): return [_forward(m, b) for b in xb]
     if isinstance(xb, dict): return m(**xb)
     if isinstance(xb, (list,tuple)): return m(*xb)
     return m(xb)
 
-@contextmanager
-def _no_fastpath():
-    "Turn off PyTorch's fused transformer fast path, which skips submodule calls and so their hooks; restore it after."
-    mha = getattr(torch.backends, 'mha', None)
-    if mha is None: yield; return
-    was = mha.get_fastpath_enabled()
-    mha.set_fastpath_enabled(False)
-    try: yield
-    finally: mha.set_fastpath_enabled(was)
+def _cat(bs):
+    "Model inputs `bs` concatenated along the first dim: tensors, and tuples, lists and dicts of them."
+    b = bs[0]
+    if isinstance(b, Tensor): return torch.cat(bs)
+    if isinstance(b, dict): return {k:_cat([o[k] for o in bs]) for k in b}
+    if isinstance(b, (list,tuple)): return type(b)(_cat(list(o)) for o in zip(*bs))
+    raise TypeError(f"cannot concatenate {type(b).__name__}")
+
+def _first_input(b, n_inp=1):
+    "The model input of batch `b`: its first element (all `n_inp` first ones) if it is a tuple or list, else `b`."
+    if not isinstance(b, (list,tuple)): return b
+    return b[0] if n_inp == 1 else tuple(b[:n_inp])
+
+def _get_batch(xb, n_batches=1, get_input=None):
+    "The model input `xb` is, or that the first `n_batches` batches of loader `xb` give, concatenated."
+    if not (isinstance(n_batches, int) and n_batches >= 1): raise ValueError(f"n_batches must be an int >= 1, got {n_batches!r}")
+    if isinstance(xb, (Tensor, list, tuple, dict)):
+        if n_batches != 1: raise ValueError(f"n_batches={n_batches} needs a DataLoader or an iterable of batches; xb is one batch")
+        return xb if get_input is None else get_input(xb)
+    if isinstance(xb, DataLoaders): xb = xb.train
+    if not hasattr(xb, '__iter__'): raise TypeError(
+        f"xb must be a tensor, a tuple/list or dict of model arguments, or a DataLoader or iterable of batches; got {type(xb).__name__}")
+    get = get_input or (lambda b: _first_input(b, getattr(xb, 'n_inp', 1)))
+    bs = [get(b) for b in itertools.islice(xb, n_batches)]
+    if not bs: raise ValueError(f"xb ({type(xb).__name__}) gave no batch")
+    if len(bs) == 1: return bs[0]
+    try: return _cat(bs)
+    except (RuntimeError, TypeError): return _Batches(bs) # shapes differ: run them one by one
 
 def _check_finite(xb):
     "Raise if a floating-point tensor in `xb` has NaN or inf values."
-    ts = xb.values() if isinstance(xb, dict) else xb if isinstance(xb, (list,tuple)) else [xb]
-    for t in ts:
-        if isinstance(t, Tensor) and t.is_floating_point() and (bad := (~t.isfinite()).sum().item()): raise ValueError(
+    for t in _tensors(xb):
+        if t.is_floating_point() and (bad := (~t.isfinite()).sum().item()): raise ValueError(
             f"xb has NaN or inf values in {bad} of {t.numel()} entries; LSUV needs a finite batch")
 
-# %% ../nbs/00_layers.ipynb #de998a59
+# %% ../nbs/00_layers.ipynb #c78a681e
+def _ours(e):
+    "Mark exception `e` as raised by mylib, so `_run` passes it through."
+    e._mylib = True
+    return e
+
+def _culprit(m, e):
+    "`(name, module)` of the innermost module of `m` that the traceback of `e` passes through, or `None`."
+    names, found = {id(o):(n,o) for n,o in m.named_modules()}, None
+    for f,_ in traceback.walk_tb(e.__traceback__):
+        if (o := f.f_locals.get('self')) is not None and id(o) in names: found = names[id(o)]
+    return found
+
+def _run(fn, m, xb):
+    "`_forward(m, xb)`, re-raising an error of the model's own with the name of initialiser `fn` and of the layer running."
+    try: return _forward(m, xb)
+    except Exception as e:
+        if getattr(e, '_mylib', False) or isinstance(e, _Restart): raise
+        n,o = _culprit(m, e) or ('', m)
+        where = f"layer '{n}' ({type(o).__name__})" if n else f"the model's forward ({type(o).__name__})"
+        ints = {str(t.dtype) for t in _tensors(xb) if not (t.is_floating_point() or t.is_complex())}
+        hint = (f" (xb is {', '.join(sorted(ints))}: does the model need a floating-point batch?)"
+                if ints and not any(isinstance(o, (nn.Embedding, nn.EmbeddingBag)) for o in m.modules()) else '')
+        msg = f"{fn}: the forward pass on xb failed in {where}: {e}{hint}"
+        try: new = type(e)(msg)
+        except Exception: new = RuntimeError(msg)
+        raise new from e
+
+class _Restart(Exception): "Raised by a hook to stop a pass at a layer the pass cannot handle in place."
+
+# %% ../nbs/00_layers.ipynb #30b9087c
+def _group(sync, group):
+    "The process group the ranks agree over: `group`, else the default one when `torch.distributed` is initialised; `None` if alone."
+    if not sync or not dist.is_available() or (group is None and not dist.is_initialized()): return None
+    group = group or dist.group.WORLD
+    return group if dist.get_world_size(group) > 1 else None
+
+def _broadcast_(units, group):
+    "Give every rank of `group` its first rank's weights and biases of `units`."
+    if group is None: return
+    src = dist.get_global_rank(group, 0) if group is not dist.group.WORLD else 0
+    for p in _params(units): dist.broadcast(p.data, src, group=group)
+
+def _all_sum(t, group):
+    "`t` summed over the ranks of `group` (in place), or `t` when there is none."
+    if group is not None: dist.all_reduce(t, group=group)
+    return t
+
+def _params(units):
+    "The distinct parameters behind the weights and biases of `units` (a `_Proj`'s are its attention's)."
+    ps = {}
+    for u in units:
+        for p in (u.params() if hasattr(u, 'params') else (u.weight, u.bias)):
+            if p is not None: ps[id(p)] = p
+    return list(ps.values())
+
+# %% ../nbs/00_layers.ipynb #7257b24d
 def _he_zero(w, b): nn.init.kaiming_normal_(w); nn.init.zeros_(b)
 
-def lambda_init(m:nn.Module, # model to initialise in place
+def lambda_init(m:nn.Module, # model to initialise in place (or its `DistributedDataParallel` wrapper)
                 func:callable=_he_zero, # called as `func(weight, bias)`; the default draws He normal weights, zero biases
+                sync:bool=True, # under torch.distributed, give every rank the first rank's weights
+                group=None, # the process group for `sync`; `None`: the default group, if initialised
                )->nn.Module:
     "Call `func(weight, bias)` on every linear/conv layer of `m` under `torch.no_grad()`, and return `m`."
-    layers = init_layers(m)
+    layers = init_layers(_unwrap(m))
     with _preserve(m, layers), torch.no_grad():
         for _,l in layers: func(l.weight, l.weight.new_empty(1) if l.bias is None else l.bias)
+        _broadcast_([l for _,l in layers], _group(sync, group))
     return m
 
-# %% ../nbs/00_layers.ipynb #b7cd8aca
+# %% ../nbs/00_layers.ipynb #323046a1
 _he_acts = (nn.ReLU, nn.LeakyReLU, nn.SiLU, nn.GELU, nn.Softsign)
 _xavier_gains = {nn.Sigmoid:1.79, nn.Tanh:1.17, nn.Softplus:1.17, nn.ELU:1.17} # found by trial and error in the reference
 _act_types = _he_acts + tuple(_xavier_gains)
@@ -116,7 +231,7 @@ def _preceding(m, layers, xb):
         seq = []
         with Hooks(mods, lambda o,i,out: seq.append(o), detach=False), _no_fastpath():
             m.eval()
-            _forward(m, _to(xb, layers[0][1].weight.device))
+            _run('default_init', m, _to(_get_batch(xb), layers[0][1].weight.device))
     prev = {}
     for a,b in zip([None]+seq, seq): prev.setdefault(b, a) # a layer called twice keeps its first predecessor
     return prev
@@ -132,14 +247,17 @@ def _draw_(w, std, normal, generator):
     bound = math.sqrt(3.)*std
     return w.uniform_(-bound, bound, generator=generator)
 
-# %% ../nbs/00_layers.ipynb #d00cb85e
-def default_init(m:nn.Module, # model to initialise in place
+# %% ../nbs/00_layers.ipynb #bdcdde63
+def default_init(m:nn.Module, # model to initialise in place (or its `DistributedDataParallel` wrapper)
                  normal:bool=True, # draw from a normal distribution; `False`: uniform with the same std
                  verbose:bool=False, # print one line per layer: the init chosen and its parameter
-                 xb=None, # a batch: pair layers with activations in the order a forward pass on it calls them
+                 xb=None, # a batch (or a data loader): pair layers with activations in the order a forward pass on it calls them
                  generator:torch.Generator|None=None, # draw from this generator instead of the global RNG
+                 sync:bool=True, # under torch.distributed, give every rank the first rank's weights
+                 group=None, # the process group for `sync`; `None`: the default group, if initialised
                 )->nn.Module:
     "Initialise `m`'s linear/conv layers with He or Xavier, chosen by the activation module before each; zero biases."
+    model, m = m, _unwrap(m)
     layers = init_layers(m)
     _check_generator(generator, layers)
     txt = 'normal' if normal else 'uniform'
@@ -155,16 +273,19 @@ def default_init(m:nn.Module, # model to initialise in place
             _draw_(l.weight, std, normal, generator)
             if l.bias is not None: l.bias.zero_()
             if verbose: print(f"{str(l):80}| {kind}_{txt}, " + (f"negative_slope={g}" if kind=='He' else f"gain={'1.' if g==1 else g}"))
-    return m
+        _broadcast_([l for _,l in layers], _group(sync, group))
+    return model
 
-# %% ../nbs/00_layers.ipynb #8ad10b9a
-class LSUVWarning(UserWarning): "A layer `lsuv_init` could not bring within `tol`, or could not reach."
+# %% ../nbs/00_layers.ipynb #d3dc72f1
+class LSUVWarning(UserWarning): "A layer `lsuv_init` could not bring within `tol`, could not reach, or leaves alone."
 
-def _check_stats(name, l, mean, std):
-    "Raise unless the output statistics of layer `l` can be rescaled."
-    if not (math.isfinite(mean) and math.isfinite(std) and std > 1e-8): raise ValueError(
+def _check_stats(name, l, k, mean, std):
+    "Raise unless the output statistics of layer `l` (`k` elements) can be rescaled."
+    if k < 2: raise _ours(ValueError(f"the output of layer '{name}' ({l}) has {k} element on xb, and a std needs at least 2: "
+                                     "use a larger batch"))
+    if not (math.isfinite(mean) and math.isfinite(std) and std > 1e-8): raise _ours(ValueError(
         f"the output of layer '{name}' ({l}) has mean={mean:.4g}, std={std:.4g} on xb; LSUV needs a finite, "
-        "non-constant output to rescale (is the batch constant, or is a layer before it dead?)")
+        "non-constant output to rescale (is the batch constant, or is a layer before it dead?)"))
 
 def _done(l, mean, std, tol): return abs(std-1) <= tol and (l.bias is None or abs(mean) <= tol)
 
@@ -173,36 +294,44 @@ def _rescale_(l, mean, std):
     l.weight /= std + 1e-8
     if l.bias is not None: l.bias -= mean
 
-# %% ../nbs/00_layers.ipynb #23cb72e3
+# %% ../nbs/00_layers.ipynb #62adde48
+def _is_linear(l): return isinstance(l, (nn.Linear, _Proj))
+
 def _bias_view(l, b):
     "Bias-shaped `b` viewed to broadcast over `l`'s output: along a linear's last dim, a conv's channel dim."
-    return b if isinstance(l, nn.Linear) else b.view(-1, *[1]*len(l.kernel_size))
+    return b if _is_linear(l) else b.view(-1, *[1]*len(l.kernel_size))
 
 def _unit_dims(l, o):
     "The dims of output `o` of `l` that are not its output-unit dim (a linear's last dim, a conv's channel dim)."
-    u = o.ndim - 1 - (0 if isinstance(l, nn.Linear) else len(l.kernel_size))
+    u = o.ndim - 1 - (0 if _is_linear(l) else len(l.kernel_size))
     return [d for d in range(o.ndim) if d != u]
 
-def _unit_mean_var(t, dims):
-    "Mean and (population) variance over `dims` of `t`, per output unit, in float64 on the host; at least float32 inside."
+def _unit_mean_var(t, dims, group=None):
+    "`(count, mean, population variance)` per output unit over `dims` of `t` (and the ranks of `group`); float64 on the host."
     if not dims: t,dims = t[None],[0] # nothing to reduce (one unbatched sample): a dim of size 1, as `mean([])` means all
-    mu = t.mean(dims, keepdim=True, dtype=torch.float32 if t.dtype in (torch.float16, torch.bfloat16) else None)
+    acc = torch.float64 if group is not None else torch.float32 if t.dtype in (torch.float16, torch.bfloat16) else t.dtype
+    s = t.sum(dims, keepdim=True, dtype=acc)
+    k = t.numel() // s.numel()
+    if group is not None: # one all-reduce for the sums and the count
+        sk = _all_sum(torch.cat([s.flatten(), s.new_tensor([k])]), group)
+        s,k = sk[:-1].view_as(s), int(sk[-1].item())
+    mu = s / k
     d = dims[0] # two passes: torch.var_mean took 400 us where a mean took 10 us (512x256, CPU); the second in chunks along
     step = max(1, min(t.shape[d]//4, t.shape[d] * 2**20 // t.numel())) # `d`, so that its temporary stays small
-    ss = sum((c.to(mu.dtype) - mu).pow_(2).sum(dims) for c in t.split(step, d))
-    return mu.flatten().double().cpu(), ss.double().cpu() / (t.numel() // mu.numel())
+    ss = _all_sum(sum((c.to(acc) - mu).pow_(2).sum(dims) for c in t.split(step, d)), group)
+    return k, mu.flatten().double().cpu(), ss.double().cpu() / k
 
-def _lsuv_out_(name, l, o, tol, n_iter):
+def _lsuv_out_(name, l, o, tol, n_iter, group=None):
     "LSUV on layer `l` from its output `o`, corrected in place: `(n, mean, std, divisor for W, new bias or None)`; `l` is not changed."
-    mu,var = _unit_mean_var(o, _unit_dims(l, o))
-    k,n_el = o.numel()//len(mu), o.numel()
+    k,mu,var = _unit_mean_var(o, _unit_dims(l, o), group)
+    n_el = k*len(mu)
     b = None if l.bias is None else l.bias.detach().double().cpu()
     a,c,div = 1., torch.zeros_like(mu), 1. # o is now a*o + c
     for n in range(n_iter+1):
         mu_n = a*mu + c
         mean = mu_n.mean().item()
         std = math.sqrt((k*(a*a*var + (mu_n-mean)**2)).sum().item()/(n_el-1)) if n_el > 1 else math.nan
-        _check_stats(name, l, mean, std)
+        _check_stats(name, l, n_el, mean, std)
         if n == n_iter or _done(l, mean, std, tol): break
         s = std + 1e-8 # W /= s; b -= mean, so o <- (o - b)/s + b - mean
         a,c,div = a/s, c/s + (0. if b is None else b*(1-1/s) - mean), div*s
@@ -210,67 +339,132 @@ def _lsuv_out_(name, l, o, tol, n_iter):
     if n: torch.add(_bias_view(l, c).to(o), o, alpha=a, out=o)
     return n, mean, std, div, b
 
-class _Restart(Exception): "Raised by a hook to stop a pass at a layer the pass cannot handle in place."
+# %% ../nbs/00_layers.ipynb #21177de7
+class _Proj:
+    "The query (`i=0`), key (1) or value (2) projection of `nn.MultiheadAttention` `mha`: its weight and bias as views."
+    def __init__(self, mha, i):
+        self.mha, self.i, e = mha, i, mha.embed_dim
+        self.weight = mha.in_proj_weight[i*e:(i+1)*e] if mha._qkv_same_embed_dim else getattr(mha, 'qkv'[i]+'_proj_weight')
+        self.bias = None if mha.in_proj_bias is None else mha.in_proj_bias[i*e:(i+1)*e]
+    def params(self): return (self.mha.in_proj_weight if self.mha._qkv_same_embed_dim else self.weight), self.mha.in_proj_bias
+    def __call__(self, args, kwargs, out=None):
+        "This projection's output, from the attention's inputs (query, key, value)."
+        x = args[self.i] if len(args) > self.i else kwargs[('query','key','value')[self.i]]
+        return F.linear(x, self.weight, self.bias)
+    def __repr__(self): return (f"{type(self.mha).__name__}.{'qkv'[self.i]}_proj(in_features={self.weight.shape[1]}, "
+                                f"out_features={self.weight.shape[0]}, bias={self.bias is not None})")
 
-def _lsuv_pass(m, xb, names, todo, tol, n_iter):
-    "Run `m` on `xb` once, doing LSUV on each layer of `todo` at its first call: `(records in call order, stopping layer or None)`."
-    res = {}
-    def hook(l, i, o):
-        if l in res or not isinstance(o, Tensor): raise _Restart(l) # a second call (shared weights), or not one tensor
-        res[l] = _lsuv_out_(names[l], l, o, tol, n_iter)
+class _Tap:
+    "Where LSUV reads `unit`'s output: `get(args, kwargs, output)` in a hook on `module`, before (`pre`) or after its forward."
+    def __init__(self, name, unit, module, pre, get): self.name,self.unit,self.module,self.pre,self.get = name,unit,module,pre,get
+
+_left_alone = (nn.Embedding, nn.EmbeddingBag, nn.RNNBase)
+
+def _taps(m, layers):
+    "A `_Tap` per unit `lsuv_init` rescales: each layer of `layers`, and the q, k, v and out projections of each attention."
+    out_projs = {id(o.out_proj):o for o in m.modules() if isinstance(o, nn.MultiheadAttention)}
+    covered, taps = {id(l) for _,l in layers}, []
+    for n,o in m.named_modules():
+        if isinstance(o, nn.MultiheadAttention):
+            taps += [_Tap(f"{n}.{'qkv'[i]}_proj", p, o, True, p) for i in range(3) for p in [_Proj(o, i)]]
+        if id(o) not in covered: continue
+        if id(o) in out_projs: taps.append(_Tap(n, o, out_projs[id(o)], False, lambda a,kw,out: out[0]))
+        else:                  taps.append(_Tap(n, o, o, False, lambda a,kw,out: out))
+    return taps
+
+@contextmanager
+def _hooked(pairs):
+    "Hook `fn(module, args, kwargs[, output])` on the module of each `(tap, fn)` of `pairs`, before or after its forward as the tap says."
+    hs = [t.module.register_forward_pre_hook(f, with_kwargs=True) if t.pre else t.module.register_forward_hook(f, with_kwargs=True)
+          for t,f in pairs]
+    try: yield
+    finally:
+        for h in hs: h.remove()
+
+def _warn_left_alone(m):
+    "Warn once about the layers of `m` that LSUV does not cover and that a user may expect it to."
+    if left := [f"'{n}' ({type(o).__name__})" for n,o in m.named_modules() if isinstance(o, _left_alone)]: warnings.warn(
+        f"lsuv_init leaves {', '.join(left)} as {'it is' if len(left)==1 else 'they are'}: it covers linear, convolutional and "
+        "attention layers (an embedding's output already has std 1; recurrent layers are not LSUV's)", LSUVWarning, stacklevel=3)
+
+# %% ../nbs/00_layers.ipynb #d03afae6
+def _lsuv_pass(m, xb, taps, tol, n_iter, save, group):
+    "Run `m` on `xb` once, doing LSUV on each tap's unit at its first call: `(records in call order, stopping unit or None, written)`."
+    res, written = {}, {}
+    def hook(t, mod, args, kwargs, out=None):
+        if t.unit in res: raise _Restart(t.unit) # a second call (shared weights)
+        o = t.get(args, kwargs, out)
+        if not isinstance(o, Tensor): raise _Restart(t.unit) # not one tensor
+        res[t.unit] = r = _lsuv_out_(t.name, t.unit, o, tol, n_iter, group)
+        if t.pre: # the module has not run yet: write the new weights now, keeping the old ones in case the pass restarts
+            n,_,_,div,b = r
+            save(t.unit)
+            written[t.unit] = [p.clone() for p in (t.unit.weight, t.unit.bias) if p is not None]
+            if n: _write_(t.unit, div, b)
     try:
-        with Hooks(todo, hook): _forward(m, xb)
-    except _Restart as e: return res, e.args[0]
-    return res, None
+        with _hooked([(t, partial(hook, t)) for t in taps]): _run('lsuv_init', m, xb)
+    except _Restart as e: return res, e.args[0], written
+    return res, None, written
 
-# %% ../nbs/00_layers.ipynb #0f017b50
-def _call_stats(l, o):
-    "`(numel, mean, var)` of a layer's output `o`: the tensor, or the first tensor of a tuple/list."
+def _write_(u, div, b):
+    "Divide unit `u`'s weight by `div` and set its bias to `b`."
+    u.weight /= div
+    if b is not None: u.bias.copy_(b)
+
+# %% ../nbs/00_layers.ipynb #2d4b020f
+def _call_stats(tap, o, group):
+    "`(numel, mean, var)` of output `o` of a tap's unit: the tensor, or the first tensor of a tuple/list."
     t = o if isinstance(o, Tensor) else next((t for t in o if isinstance(t, Tensor)), None) if isinstance(o, (list,tuple)) else None
-    if t is None: raise TypeError(f"lsuv_init needs {type(l).__name__} to return a tensor, got {type(o).__name__}")
-    mean,var = _unit_mean_var(t, list(range(t.ndim)))
-    return t.numel(), mean.item(), var.item()
+    if t is None: raise _ours(TypeError(f"lsuv_init needs layer '{tap.name}' ({type(tap.unit).__name__}) to return a tensor, "
+                                        f"got {type(o).__name__}"))
+    k,mean,var = _unit_mean_var(t, list(range(t.ndim)), group)
+    return k, mean.item(), var.item()
 
-def _pooled(stats):
-    "`(mean, std)` over all the elements of several outputs, from each one's `(numel, mean, population variance)`."
+def _pooled(tap, stats):
+    "`(count, mean, std)` over all the elements of several outputs, from each one's `(numel, mean, population variance)`."
+    if not stats: raise _ours(ValueError(f"layer '{tap.name}' ({tap.unit}) was called by one forward on xb and not by the "
+                                         "next: lsuv_init needs a forward that calls the same layers every time"))
     n = sum(k for k,_,_ in stats)
     mean = sum(k*mu for k,mu,_ in stats)/n
     m2 = sum(k*(v + (mu-mean)**2) for k,mu,v in stats) # sum of squared deviations from the pooled mean
-    return mean, math.sqrt(m2/(n-1)) if n > 1 else math.nan
+    return n, mean, math.sqrt(m2/(n-1)) if n > 1 else math.nan
 
-def _lsuv_seq(m, xb, name, l, tol, n_iter):
-    "LSUV on `l` with a full forward pass per step, pooling its statistics over all its calls: `(n, mean, std)`."
-    calls = []
-    with Hook(l, lambda l,i,o: calls.append(_call_stats(l, o))):
+def _lsuv_seq(m, xb, tap, tol, n_iter, group):
+    "LSUV on a tap's unit with a full forward pass per step, pooling its statistics over all its calls: `(n, mean, std)`."
+    calls, l = [], tap.unit
+    with _hooked([(tap, lambda mod,a,kw,o=None: calls.append(_call_stats(tap, tap.get(a, kw, o), group)))]):
         for n in range(n_iter+1):
             calls.clear()
-            _forward(m, xb)
-            mean,std = _pooled(calls)
-            _check_stats(name, l, mean, std)
+            _run('lsuv_init', m, xb)
+            k,mean,std = _pooled(tap, calls)
+            _check_stats(tap.name, l, k, mean, std)
             if n == n_iter or _done(l, mean, std, tol): return n, mean, std
             _rescale_(l, mean, std)
 
-def _lsuv_all(m, xb, layers, tol, n_iter, save):
-    "LSUV on every layer the forward reaches, in call order, in one pass where possible: `{layer: (n, mean, std)}`."
-    names = {l:n for n,l in layers}
-    todo, done = [l for _,l in layers], {}
+def _lsuv_all(m, xb, taps, tol, n_iter, save, group):
+    "LSUV on every unit the forward reaches, in call order, in one pass where possible: `{unit: (name, n, mean, std)}`."
+    todo, done = list(taps), {}
     while todo:
-        res, stop = _lsuv_pass(m, xb, names, todo, tol, n_iter)
+        res, stop, written = _lsuv_pass(m, xb, todo, tol, n_iter, save, group)
         called = list(res)
-        for l in (called[:called.index(stop)] if stop in res else called): # the layers before `stop`'s first call
-            n,mean,std,div,b = res[l]
-            if stop is not None: save(l) # the fallback below could still fail
-            if n:
-                l.weight /= div
-                if b is not None: l.bias.copy_(b)
-            done[l] = n,mean,std
+        first = called.index(stop) if stop in res else len(called) # the units before `stop`'s first call are final
+        for u in called[first:]:
+            if u in written: # written by a pre-hook, but to be redone: put the weights back as they were
+                for p,v in zip([p for p in (u.weight, u.bias) if p is not None], written[u]): p.copy_(v)
+        for u in called[:first]:
+            n,mean,std,div,b = res[u]
+            if stop is not None: save(u) # the fallback below could still fail
+            if n and u not in written: _write_(u, div, b)
+        names = {t.unit:t.name for t in todo}
+        done.update({u:(names[u], *res[u][:3]) for u in called[:first]})
         if stop is None: break
         save(stop)
-        done[stop] = _lsuv_seq(m, xb, names[stop], stop, tol, n_iter)
-        todo = [l for l in todo if l not in done]
+        tap = next(t for t in todo if t.unit is stop)
+        done[stop] = (tap.name, *_lsuv_seq(m, xb, tap, tol, n_iter, group))
+        todo = [t for t in todo if t.unit not in done]
     return done
 
-# %% ../nbs/00_layers.ipynb #e7dd3535
+# %% ../nbs/00_layers.ipynb #5d96c9d4
 def _cholesky_qr(a):
     "Q of tall `a` = QR with R's diagonal positive, by CholeskyQR, refined once unless already orthonormal; `None` if it fails."
     eye, tol = torch.eye(a.shape[1], dtype=a.dtype, device=a.device), 64*torch.finfo(a.dtype).eps
@@ -285,8 +479,9 @@ def _orthogonal_(w, generator=None):
     "`nn.init.orthogonal_(w)`: the same draws and, up to rounding, the same matrix, with CholeskyQR2 where it is safe."
     rows = w.shape[0]
     cols = w.numel()//rows
-    if w.dtype not in (torch.float32, torch.float64) or max(rows, cols) < 2*min(rows, cols):
-        return nn.init.orthogonal_(w, generator=generator)
+    if w.dtype not in (torch.float32, torch.float64): # torch has no half-precision QR: draw in float32
+        return w.copy_(_orthogonal_(torch.empty(w.shape, device=w.device), generator))
+    if max(rows, cols) < 2*min(rows, cols): return nn.init.orthogonal_(w, generator=generator)
     with torch.no_grad():
         a = w.new_empty(rows, cols).normal_(0, 1, generator=generator)
         q = _cholesky_qr(a.T if rows < cols else a)
@@ -295,40 +490,49 @@ def _orthogonal_(w, generator=None):
             q *= r.diagonal().sign()
         return w.view(rows, cols).copy_(q.T if rows < cols else q).view_as(w)
 
-# %% ../nbs/00_layers.ipynb #d6dc9dd6
-def lsuv_init(m:nn.Module, # model to initialise in place
-              xb, # a batch the model accepts: a tensor, a tuple/list (called as `m(*xb)`) or a dict (`m(**xb)`)
+# %% ../nbs/00_layers.ipynb #b7f51f3a
+def lsuv_init(m:nn.Module, # model to initialise in place (or its `DistributedDataParallel` wrapper)
+              xb, # a batch the model takes (a tensor, a tuple/list for `m(*xb)`, a dict for `m(**xb)`), or a DataLoader or iterable of batches
               tol:float=0.01, # stop when |mean| and |std-1| of the layer's output are within this
               n_iter:int=10, # rescale each layer at most this many times
               verbose:bool=False, # print one line per layer: rescalings taken, final mean and std
               ortho:bool=True, # start from orthogonal weights and zero biases; `False`: rescale the current weights
               generator:torch.Generator|None=None, # draw the orthogonal weights from this generator, not the global RNG
+              n_batches:int=1, # when `xb` is a data loader: how many of its batches to use, together
+              get_input:callable=None, # when `xb` is a data loader: a batch's model input; `None`: a tuple batch's first element
+              sync:bool=True, # under torch.distributed, use the statistics of all ranks' batches and end with equal weights
+              group=None, # the process group for `sync`; `None`: the default group, if initialised
              )->nn.Module:
-    "Initialise `m` so every linear/conv layer's output on `xb` has mean 0 and std 1 (LSUV), and return `m`."
+    "Initialise `m` so every linear/conv/attention layer's output on `xb` has mean 0 and std 1 (LSUV), and return `m`."
     if not tol > 0: raise ValueError(f"tol must be > 0, got {tol!r}")
     if not (isinstance(n_iter, int) and n_iter >= 1): raise ValueError(f"n_iter must be an int >= 1, got {n_iter!r}")
+    model, m = m, _unwrap(m)
     layers = init_layers(m)
     _check_generator(generator, layers)
-    xb = _to(xb, layers[0][1].weight.device)
+    taps, group = _taps(m, layers), _group(sync, group)
+    xb = _to(_get_batch(xb, n_batches, get_input), layers[0][1].weight.device)
     _check_finite(xb)
-    with _preserve(m, layers if ortho else ()) as save, torch.no_grad(), _no_fastpath():
+    _warn_left_alone(m)
+    units = [t.unit for t in taps]
+    with _preserve(m, [(t.name, t.unit) for t in taps] if ortho else ()) as save, torch.no_grad(), _no_fastpath():
         if ortho:
-            for _,l in layers:
-                _orthogonal_(l.weight, generator)
-                if l.bias is not None: l.bias.zero_()
+            for u in units:
+                _orthogonal_(u.weight, generator)
+                if u.bias is not None: u.bias.zero_()
+            _broadcast_(units, group) # every rank starts from the first rank's draws
         m.eval()
-        done = _lsuv_all(m, xb, layers, tol, n_iter, save)
-    names = {l:n for n,l in layers}
-    for l,(n,mean,std) in done.items():
-        if verbose: print(f"{str(l):80}| took {n} iterations, mean={mean:7.4f}, std={std:.4f}")
-        if not _done(l, mean, std, tol): warnings.warn(f"lsuv_init: layer '{names[l]}' ({l}) did not reach tol={tol} in "
+        done = _lsuv_all(m, xb, taps, tol, n_iter, save, group)
+        _broadcast_(units, group) # equal already, up to the order of float additions in the reductions: make it bitwise
+    for u,(name,n,mean,std) in done.items():
+        if verbose: print(f"{str(u):80}| took {n} iterations, mean={mean:7.4f}, std={std:.4f}")
+        if not _done(u, mean, std, tol): warnings.warn(f"lsuv_init: layer '{name}' ({u}) did not reach tol={tol} in "
                                                        f"n_iter={n_iter} iterations: mean={mean:.4f}, std={std:.4f}", LSUVWarning, stacklevel=2)
-    for name,l in layers:
-        if l in done: continue
-        if verbose: print(f"{str(l):80}| not called by the forward pass")
-        warnings.warn(f"lsuv_init: layer '{name}' ({l}) is not called by the forward on xb, so it is not rescaled"
+    for t in taps:
+        if t.unit in done: continue
+        if verbose: print(f"{str(t.unit):80}| not called by the forward pass")
+        warnings.warn(f"lsuv_init: layer '{t.name}' ({t.unit}) is not called by the forward on xb, so it is not rescaled"
                       + (" (it keeps the orthogonal pre-init)" if ortho else ""), LSUVWarning, stacklevel=2)
-    return m
+    return model
 
 # %% ../nbs/00_layers.ipynb #1348bae7
 def _row_entry(l, o, j):
@@ -352,16 +556,19 @@ def _rai_layer(l, generator):
     w[_row_entry(l, torch.arange(n, device=w.device)[on_w], k[on_w])] = beta[on_w].to(w.dtype)
     if b is not None: b[~on_w] = beta[~on_w].to(b.dtype)
 
-# %% ../nbs/00_layers.ipynb #7311269d
-def rai_init(m:nn.Module, # model to initialise in place
+# %% ../nbs/00_layers.ipynb #eef3b498
+def rai_init(m:nn.Module, # model to initialise in place (or its `DistributedDataParallel` wrapper)
              generator:torch.Generator|None=None, # draw from this generator instead of the global RNG
+             sync:bool=True, # under torch.distributed, give every rank the first rank's weights
+             group=None, # the process group for `sync`; `None`: the default group, if initialised
             )->nn.Module:
     "Randomized Asymmetric Initialisation (RAI) of `m`'s linear/conv layers, the first one He normal; return `m`."
-    layers = init_layers(m)
+    layers = init_layers(_unwrap(m))
     _check_generator(generator, layers)
     with _preserve(m, layers), torch.no_grad():
         (_,first),*rest = layers
         first.weight.normal_(0, math.sqrt(2/fans(first)[0]), generator=generator)
         if first.bias is not None: first.bias.zero_()
         for _,l in rest: _rai_layer(l, generator)
+        _broadcast_([l for _,l in layers], _group(sync, group))
     return m
