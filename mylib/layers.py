@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['init_types', 'init_layers', 'fans', 'lambda_init', 'default_init', 'LSUVWarning', 'lsuv_init', 'rai_init']
 
-# %% ../nbs/00_layers.ipynb #995dee87
+# %% ../nbs/00_layers.ipynb #5835bac4
 import math, warnings, threading, traceback, itertools
 from contextlib import contextmanager
 from functools import partial
@@ -16,7 +16,7 @@ import torch.distributed as dist
 
 with warnings.catch_warnings(): # fastai.layers calls the deprecated `torch.jit.script` at import (torch>=2.10): not ours to show
     warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
-    from fastai.callback.hook import Hook, Hooks
+    from fastai.callback.hook import Hooks
     from fastai.data.core import DataLoaders
 
 # %% ../nbs/00_layers.ipynb #8715b204
@@ -177,7 +177,7 @@ def _run(fn, m, xb):
 
 class _Restart(Exception): "Raised by a hook to stop a pass at a layer the pass cannot handle in place."
 
-# %% ../nbs/00_layers.ipynb #30b9087c
+# %% ../nbs/00_layers.ipynb #87bcafaf
 def _group(sync, group):
     "The process group the ranks agree over: `group`, else the default one when `torch.distributed` is initialised; `None` if alone."
     if not sync or not dist.is_available() or (group is None and not dist.is_initialized()): return None
@@ -194,6 +194,13 @@ def _all_sum(t, group):
     "`t` summed over the ranks of `group` (in place), or `t` when there is none."
     if group is not None: dist.all_reduce(t, group=group)
     return t
+
+def _agree(err, group, device):
+    "Raise `err` if there is one, and on every rank of `group` if any rank has one, so that no rank waits for the others forever."
+    if group is not None:
+        bad = _all_sum(torch.tensor([float(err is not None)], device=device), group).item()
+        if bad and err is None: raise RuntimeError(f"{int(bad)} other rank(s) of the process group refused their batch; see their error")
+    if err is not None: raise err
 
 def _params(units):
     "The distinct parameters behind the weights and biases of `units` (a `_Proj`'s are its attention's)."
@@ -490,7 +497,7 @@ def _orthogonal_(w, generator=None):
             q *= r.diagonal().sign()
         return w.view(rows, cols).copy_(q.T if rows < cols else q).view_as(w)
 
-# %% ../nbs/00_layers.ipynb #b7f51f3a
+# %% ../nbs/00_layers.ipynb #e8292230
 def lsuv_init(m:nn.Module, # model to initialise in place (or its `DistributedDataParallel` wrapper)
               xb, # a batch the model takes (a tensor, a tuple/list for `m(*xb)`, a dict for `m(**xb)`), or a DataLoader or iterable of batches
               tol:float=0.01, # stop when |mean| and |std-1| of the layer's output are within this
@@ -510,8 +517,13 @@ def lsuv_init(m:nn.Module, # model to initialise in place (or its `DistributedDa
     layers = init_layers(m)
     _check_generator(generator, layers)
     taps, group = _taps(m, layers), _group(sync, group)
-    xb = _to(_get_batch(xb, n_batches, get_input), layers[0][1].weight.device)
-    _check_finite(xb)
+    dev = layers[0][1].weight.device
+    err = None
+    try:
+        xb = _to(_get_batch(xb, n_batches, get_input), dev)
+        _check_finite(xb)
+    except (ValueError, TypeError) as e: err = e
+    _agree(err, group, dev) # a batch refused on one rank stops every rank, instead of leaving the others waiting
     _warn_left_alone(m)
     units = [t.unit for t in taps]
     with _preserve(m, [(t.name, t.unit) for t in taps] if ortho else ()) as save, torch.no_grad(), _no_fastpath():
