@@ -31,14 +31,15 @@ def _tensor(tap, o):
 
 stat_acts = _act_types + (nn.PReLU, nn.RReLU, nn.Hardtanh, nn.SELU, nn.CELU, nn.Mish, nn.Hardswish)
 
-# %% ../nbs/01_stats.ipynb #64b8adb6
+# %% ../nbs/01_stats.ipynb #220d99c5
 def forward_stats(m:nn.Module, # the model to run (or its `DistributedDataParallel` wrapper), in eval mode, without gradients
                   xb, # a batch the model takes (a tensor, a tuple/list for `m(*xb)`, a dict for `m(**xb)`), or a data loader: its first batch
-                  acts:tuple=stat_acts, # activation module types whose output gives the `dead` column
+                  acts:tuple|None=None, # activation module types whose output gives the `dead` column; `None`: `stat_acts`
                   get_input:callable=None, # when `xb` is a data loader: a batch's model input; `None`: a tuple batch's first element
                  )->pd.DataFrame:
     "One row per linear/conv/attention-projection output of `m` on `xb`, in call order: name, type, shape, mean, std, dead."
     if not isinstance(m, nn.Module): raise TypeError(f"forward_stats needs an nn.Module, got {type(m).__name__}")
+    acts = stat_acts if acts is None else acts
     m = _unwrap(m)
     layers = init_layers(m)
     taps, rows = _taps(m, layers), []
