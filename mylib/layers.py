@@ -283,14 +283,14 @@ def default_init(m:nn.Module, # model to initialise in place (or its `Distribute
         _broadcast_([l for _,l in layers], _group(sync, group))
     return model
 
-# %% ../nbs/00_layers.ipynb #d3dc72f1
+# %% ../nbs/00_layers.ipynb #418b7310
 class LSUVWarning(UserWarning): "A layer `lsuv_init` could not bring within `tol`, could not reach, or leaves alone."
 
-def _check_stats(name, l, k, mean, std):
-    "Raise unless the output statistics of layer `l` (`k` elements) can be rescaled."
+def _check_stats(name, l, k, mean, std, floor=1e-8):
+    "Raise unless the output statistics of layer `l` (`k` elements) can be rescaled: a std of `floor` or less is rounding."
     if k < 2: raise _ours(ValueError(f"the output of layer '{name}' ({l}) has {k} element on xb, and a std needs at least 2: "
                                      "use a larger batch"))
-    if not (math.isfinite(mean) and math.isfinite(std) and std > 1e-8): raise _ours(ValueError(
+    if not (math.isfinite(mean) and math.isfinite(std) and std > floor): raise _ours(ValueError(
         f"the output of layer '{name}' ({l}) has mean={mean:.4g}, std={std:.4g} on xb; LSUV needs a finite, "
         "non-constant output to rescale (is the batch constant, or is a layer before it dead?)"))
 
@@ -301,7 +301,7 @@ def _rescale_(l, mean, std):
     l.weight /= std + 1e-8
     if l.bias is not None: l.bias -= mean
 
-# %% ../nbs/00_layers.ipynb #62adde48
+# %% ../nbs/00_layers.ipynb #535116c5
 def _is_linear(l): return isinstance(l, (nn.Linear, _Proj))
 
 def _bias_view(l, b):
@@ -328,17 +328,26 @@ def _unit_mean_var(t, dims, group=None):
     ss = _all_sum(sum((c.to(acc) - mu).pow_(2).sum(dims) for c in t.split(step, d)), group)
     return k, mu.flatten().double().cpu(), ss.double().cpu() / k
 
+def _eps(t):
+    "The relative rounding error of sums of `t`'s values (half precision is summed in float32)."
+    return torch.finfo(torch.float32 if t.dtype in (torch.float16, torch.bfloat16) else t.dtype).eps
+
 def _lsuv_out_(name, l, o, tol, n_iter, group=None):
     "LSUV on layer `l` from its output `o`, corrected in place: `(n, mean, std, divisor for W, new bias or None)`; `l` is not changed."
     k,mu,var = _unit_mean_var(o, _unit_dims(l, o), group)
-    n_el = k*len(mu)
+    n_el,eps = k*len(mu),_eps(o)
+    size = (mu.abs() + var.sqrt()).max().item() # how large the output's values are: its rounding is about eps*size
+    if k > 1 and math.sqrt(var.mean().item()) <= 64*eps*size: raise _ours(ValueError(
+        f"the output of layer '{name}' ({l}) does not vary over xb: each of its {len(mu)} units gives the same value for every "
+        "sample; LSUV needs a non-constant output to rescale (is the batch constant, or is a layer before it dead?)"))
     b = None if l.bias is None else l.bias.detach().double().cpu()
     a,c,div = 1., torch.zeros_like(mu), 1. # o is now a*o + c
     for n in range(n_iter+1):
+        if a*size*40*eps > tol: raise _Restart(l) # the rounding in `mu`, scaled by a, could reach tol/10: measure for real
         mu_n = a*mu + c
         mean = mu_n.mean().item()
         std = math.sqrt((k*(a*a*var + (mu_n-mean)**2)).sum().item()/(n_el-1)) if n_el > 1 else math.nan
-        _check_stats(name, l, n_el, mean, std)
+        _check_stats(name, l, n_el, mean, std, 64*eps*size if n == 0 else 1e-8)
         if n == n_iter or _done(l, mean, std, tol): break
         s = std + 1e-8 # W /= s; b -= mean, so o <- (o - b)/s + b - mean
         a,c,div = a/s, c/s + (0. if b is None else b*(1-1/s) - mean), div*s
@@ -418,22 +427,22 @@ def _write_(u, div, b):
     u.weight /= div
     if b is not None: u.bias.copy_(b)
 
-# %% ../nbs/00_layers.ipynb #2d4b020f
+# %% ../nbs/00_layers.ipynb #d69f9fdf
 def _call_stats(tap, o, group):
-    "`(numel, mean, var)` of output `o` of a tap's unit: the tensor, or the first tensor of a tuple/list."
+    "`(numel, mean, var, rounding)` of output `o` of a tap's unit (the tensor, or a tuple's first), rounding as in `_lsuv_out_`."
     t = o if isinstance(o, Tensor) else next((t for t in o if isinstance(t, Tensor)), None) if isinstance(o, (list,tuple)) else None
     if t is None: raise _ours(TypeError(f"lsuv_init needs layer '{tap.name}' ({type(tap.unit).__name__}) to return a tensor, "
                                         f"got {type(o).__name__}"))
     k,mean,var = _unit_mean_var(t, list(range(t.ndim)), group)
-    return k, mean.item(), var.item()
+    return k, mean.item(), var.item(), _eps(t)*(mean.abs() + var.sqrt()).item()
 
 def _pooled(tap, stats):
     "`(count, mean, std)` over all the elements of several outputs, from each one's `(numel, mean, population variance)`."
     if not stats: raise _ours(ValueError(f"layer '{tap.name}' ({tap.unit}) was called by one forward on xb and not by the "
                                          "next: lsuv_init needs a forward that calls the same layers every time"))
-    n = sum(k for k,_,_ in stats)
-    mean = sum(k*mu for k,mu,_ in stats)/n
-    m2 = sum(k*(v + (mu-mean)**2) for k,mu,v in stats) # sum of squared deviations from the pooled mean
+    n = sum(k for k,*_ in stats)
+    mean = sum(k*mu for k,mu,*_ in stats)/n
+    m2 = sum(k*(v + (mu-mean)**2) for k,mu,v,_ in stats) # sum of squared deviations from the pooled mean
     return n, mean, math.sqrt(m2/(n-1)) if n > 1 else math.nan
 
 def _lsuv_seq(m, xb, tap, tol, n_iter, group):
@@ -444,7 +453,7 @@ def _lsuv_seq(m, xb, tap, tol, n_iter, group):
             calls.clear()
             _run('lsuv_init', m, xb)
             k,mean,std = _pooled(tap, calls)
-            _check_stats(tap.name, l, k, mean, std)
+            _check_stats(tap.name, l, k, mean, std, 64*max(r for *_,r in calls))
             if n == n_iter or _done(l, mean, std, tol): return n, mean, std
             _rescale_(l, mean, std)
 
