@@ -7,8 +7,8 @@ def test_readme_up_to_date():
     assert r.returncode == 0, f'{r.stdout}\n{r.stderr}'
 
 def test_readme_commands_are_ci_commands():
-    "The install, test and docs commands are lines of README.md, and .ci/run runs each (a line starts with it)."
+    "The install, test, main-job and docs commands are lines of README.md, and .ci/run runs each (a line starts with it)."
     readme, ci = (ROOT/'README.md').read_text(), (ROOT/'.ci'/'run').read_text().splitlines()
-    for cmd in ['pip install -e ".[dev]"', 'nbdev-test && pytest tests', 'python tools/build_docs.py']:
+    for cmd in ['pip install -e ".[dev]"', 'nbdev-test && pytest tests', 'mylib-init', 'python tools/build_docs.py']:
         assert re.search(rf'^{re.escape(cmd)}(\s+#.*)?$', readme, re.MULTILINE), f'README.md lacks the line `{cmd}`'
         assert any(l == cmd or l.startswith(cmd+' ') for l in ci), f'.ci/run does not run `{cmd}`'
