@@ -51,6 +51,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                               'mylib.layers._culprit': ('layers.html#_culprit', 'mylib/layers.py'),
                               'mylib.layers._done': ('layers.html#_done', 'mylib/layers.py'),
                               'mylib.layers._draw_': ('layers.html#_draw_', 'mylib/layers.py'),
+                              'mylib.layers._eps': ('layers.html#_eps', 'mylib/layers.py'),
                               'mylib.layers._first_input': ('layers.html#_first_input', 'mylib/layers.py'),
                               'mylib.layers._forward': ('layers.html#_forward', 'mylib/layers.py'),
                               'mylib.layers._get_batch': ('layers.html#_get_batch', 'mylib/layers.py'),
