@@ -301,7 +301,7 @@ def _rescale_(l, mean, std):
     l.weight /= std + 1e-8
     if l.bias is not None: l.bias -= mean
 
-# %% ../nbs/00_layers.ipynb #535116c5
+# %% ../nbs/00_layers.ipynb #c8a368c7
 def _is_linear(l): return isinstance(l, (nn.Linear, _Proj))
 
 def _bias_view(l, b):
@@ -343,7 +343,7 @@ def _lsuv_out_(name, l, o, tol, n_iter, group=None):
     b = None if l.bias is None else l.bias.detach().double().cpu()
     a,c,div = 1., torch.zeros_like(mu), 1. # o is now a*o + c
     for n in range(n_iter+1):
-        if a*size*40*eps > tol: raise _Restart(l) # the rounding in `mu`, scaled by a, could reach tol/10: measure for real
+        if n and a*size*40*eps > tol: raise _Restart(l) # the rounding in `mu`, scaled by a, could reach tol/10: measure for real
         mu_n = a*mu + c
         mean = mu_n.mean().item()
         std = math.sqrt((k*(a*a*var + (mu_n-mean)**2)).sum().item()/(n_el-1)) if n_el > 1 else math.nan
