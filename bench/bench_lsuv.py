@@ -405,7 +405,9 @@ Each LSUV implementation starts from the same weights: the model (random weights
 each run deep-copies that pre-initialised model and skips its own orthogonal init (reference: `ortho=False`,
 lsuv: `do_orthonorm=False`, mylib: `ortho=False`). All use tol={tol}, at most {n_iter} corrections per layer
 (lsuv: `std_tol={tol}, max_attempts={n_iter_1}`; it allows max_attempts+1 corrections). lsuv 0.3.0 rescales the
-std only (no bias/mean step), so its weights are expected to differ from the reference's.
+std only (no bias/mean step), so its weights are expected to differ from the reference's. The layers column counts
+Linear/Conv layers; on the transformer mylib also rescales each attention's q, k and v projections (4 units per
+attention, its out_proj among them), which the reference and lsuv do not reach, so there it does more work than they do.
 Timing runs in interleaved rounds (a few forward passes, ortho pre-init, reference, lsuv, mylib; repeated). Seconds
 are medians over rounds. A multiple such as 12.0× is the median over rounds of the implementation's time over that
 round's median inference forward pass (eval mode, `torch.no_grad()`), and reference/mylib, lsuv/mylib are medians
