@@ -27,7 +27,8 @@ def main(bs:int=64, steps:int=30):
     rank, world = dist.get_rank(), dist.get_world_size()
     dev = torch.device('cuda', int(os.environ.get('LOCAL_RANK', 0))) if cuda else torch.device('cpu')
     if cuda: torch.cuda.set_device(dev)
-    say = lambda stage, m: print(f'rank {rank}: {stage:<22} params sha1={checksum(m)}', flush=True)
+    # one write per line (newline included), so that the two ranks' lines cannot interleave even with unbuffered output
+    say = lambda stage, m: print(f'rank {rank}: {stage:<22} params sha1={checksum(m)}\n', end='', flush=True)
     torch.manual_seed(rank) # a different seed on each rank, on purpose: nothing below relies on the ranks' RNGs agreeing
 
     x,y = load_digits(return_X_y=True)

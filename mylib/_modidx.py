@@ -5,7 +5,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'mylib.callback.LSUVCallback.__init__': ('callback.html#lsuvcallback.__init__', 'mylib/callback.py'),
                                 'mylib.callback.LSUVCallback.before_fit': ('callback.html#lsuvcallback.before_fit', 'mylib/callback.py'),
                                 'mylib.callback.Learner.lsuv_init': ('callback.html#learner.lsuv_init', 'mylib/callback.py'),
-                                'mylib.callback._inputs': ('callback.html#_inputs', 'mylib/callback.py'),
                                 'mylib.callback._lsuv_learn': ('callback.html#_lsuv_learn', 'mylib/callback.py')},
             'mylib.cli': { 'mylib.cli.ArgError': ('cli.html#argerror', 'mylib/cli.py'),
                            'mylib.cli._check_out': ('cli.html#_check_out', 'mylib/cli.py'),
@@ -53,6 +52,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                               'mylib.layers._draw_': ('layers.html#_draw_', 'mylib/layers.py'),
                               'mylib.layers._eps': ('layers.html#_eps', 'mylib/layers.py'),
                               'mylib.layers._first_input': ('layers.html#_first_input', 'mylib/layers.py'),
+                              'mylib.layers._first_tensor': ('layers.html#_first_tensor', 'mylib/layers.py'),
                               'mylib.layers._forward': ('layers.html#_forward', 'mylib/layers.py'),
                               'mylib.layers._get_batch': ('layers.html#_get_batch', 'mylib/layers.py'),
                               'mylib.layers._group': ('layers.html#_group', 'mylib/layers.py'),
@@ -89,7 +89,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                               'mylib.layers.lsuv_init': ('layers.html#lsuv_init', 'mylib/layers.py'),
                               'mylib.layers.rai_init': ('layers.html#rai_init', 'mylib/layers.py')},
             'mylib.stats': { 'mylib.stats._mean_std': ('stats.html#_mean_std', 'mylib/stats.py'),
-                             'mylib.stats._tensor': ('stats.html#_tensor', 'mylib/stats.py'),
                              'mylib.stats.forward_stats': ('stats.html#forward_stats', 'mylib/stats.py'),
                              'mylib.stats.init_stats': ('stats.html#init_stats', 'mylib/stats.py'),
                              'mylib.stats.plot_forward_stats': ('stats.html#plot_forward_stats', 'mylib/stats.py')}}}

@@ -5,9 +5,7 @@
 # %% auto #0
 __all__ = ['LSUVCallback']
 
-# %% ../nbs/02_callback.ipynb #865dbefb
-from itertools import islice
-from functools import partial
+# %% ../nbs/02_callback.ipynb #4df2b126
 from torch import nn
 from fastcore.basics import patch
 from . import layers # first: it silences fastai's `torch.jit.script` deprecation warning at import
@@ -16,19 +14,12 @@ from fastai.torch_core import default_device
 from fastai.callback.core import Callback, TrainEvalCallback
 from fastai.learner import Learner
 
-# %% ../nbs/02_callback.ipynb #a4a145da
-def _inputs(dls, b):
-    "The model inputs of batch `b` of `dls`: the first `dls.n_inp` elements, a tensor for one input, a tuple for several."
-    n = getattr(dls, 'n_inp', 1 if len(b)==1 else len(b)-1) # as `Learner._split` does
-    return b[0] if n==1 else tuple(b[:n])
-
+# %% ../nbs/02_callback.ipynb #63aa43e3
 def _lsuv_learn(learn, n_batches, **kwargs):
     "Move `learn.model` to the device `fit` would, then `lsuv_init` it on the inputs of `n_batches` training batches."
     learn.model.to(getattr(learn.dls, 'device', default_device())) # as `TrainEvalCallback.before_fit` does
-    get,dl = partial(_inputs, learn.dls),learn.dls.train
-    # `layers.lsuv_init`, not `lsuv_init`: older fastcore's `@patch` (below, `Learner.lsuv_init`) rebinds the name it decorates to None
-    if n_batches == 1: return layers.lsuv_init(learn.model, get(dl.one_batch()), **kwargs) # `one_batch`: no worker processes for one batch
-    return layers.lsuv_init(learn.model, islice(dl, n_batches), n_batches=n_batches, get_input=get, **kwargs)
+    # `layers.lsuv_init`: the name `lsuv_init` is patched onto `Learner` below; `lsuv_init` takes the inputs from `dls.train`
+    return layers.lsuv_init(learn.model, learn.dls, n_batches=n_batches, **kwargs)
 
 # %% ../nbs/02_callback.ipynb #ef61bb16
 class LSUVCallback(Callback):

@@ -89,7 +89,7 @@ class _FastPathOff:
 
 _no_fastpath = _FastPathOff()
 
-# %% ../nbs/00_layers.ipynb #6c0337bc
+# %% ../nbs/00_layers.ipynb #88727fd7
 def _tensors(xb):
     "Every tensor in `xb`, a tensor or nested tuples, lists and dicts of them."
     if isinstance(xb, Tensor): yield xb
@@ -135,7 +135,8 @@ def _get_batch(xb, n_batches=1, get_input=None):
     if not hasattr(xb, '__iter__'): raise TypeError(
         f"xb must be a tensor, a tuple/list or dict of model arguments, or a DataLoader or iterable of batches; got {type(xb).__name__}")
     get = get_input or (lambda b: _first_input(b, getattr(xb, 'n_inp', 1)))
-    bs = [get(b) for b in itertools.islice(xb, n_batches)]
+    if n_batches == 1 and hasattr(xb, 'one_batch'): bs = [get(xb.one_batch())] # a fastai loader's, without worker processes
+    else: bs = [get(b) for b in itertools.islice(xb, n_batches)]
     if not bs: raise ValueError(f"xb ({type(xb).__name__}) gave no batch")
     if len(bs) == 1: return bs[0]
     try: return _cat(bs)
@@ -427,12 +428,17 @@ def _write_(u, div, b):
     u.weight /= div
     if b is not None: u.bias.copy_(b)
 
-# %% ../nbs/00_layers.ipynb #d69f9fdf
+# %% ../nbs/00_layers.ipynb #25d23d21
+def _first_tensor(fn, tap, o):
+    "Output `o` of a tap's unit if it is a tensor, else the first tensor of tuple/list `o`; `fn` names the caller in the error."
+    t = o if isinstance(o, Tensor) else next((t for t in o if isinstance(t, Tensor)), None) if isinstance(o, (list,tuple)) else None
+    if t is None: raise _ours(TypeError(f"{fn} needs layer '{tap.name}' ({type(tap.unit).__name__}) to return a tensor, "
+                                        f"got {type(o).__name__}"))
+    return t
+
 def _call_stats(tap, o, group):
     "`(numel, mean, var, rounding)` of output `o` of a tap's unit (the tensor, or a tuple's first), rounding as in `_lsuv_out_`."
-    t = o if isinstance(o, Tensor) else next((t for t in o if isinstance(t, Tensor)), None) if isinstance(o, (list,tuple)) else None
-    if t is None: raise _ours(TypeError(f"lsuv_init needs layer '{tap.name}' ({type(tap.unit).__name__}) to return a tensor, "
-                                        f"got {type(o).__name__}"))
+    t = _first_tensor('lsuv_init', tap, o)
     k,mean,var = _unit_mean_var(t, list(range(t.ndim)), group)
     return k, mean.item(), var.item(), _eps(t)*(mean.abs() + var.sqrt()).item()
 

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['stat_acts', 'forward_stats', 'plot_forward_stats', 'init_stats']
 
-# %% ../nbs/01_stats.ipynb #9de57dec
+# %% ../nbs/01_stats.ipynb #97351270
 import math
 import torch
 from torch import nn, Tensor
@@ -13,25 +13,18 @@ import pandas as pd
 import matplotlib.pyplot as plt
 from functools import partial
 from .layers import init_layers, _unwrap, _taps, _hooked, _preserve, _act_types, _no_fastpath
-from .layers import _get_batch, _to, _run, _unit_mean_var
+from .layers import _get_batch, _to, _run, _unit_mean_var, _first_tensor
 from fastai.callback.hook import Hooks
 
-# %% ../nbs/01_stats.ipynb #23f7873e
+# %% ../nbs/01_stats.ipynb #5ea96f5b
 def _mean_std(t):
     "Mean and std (n-1) of all of `t`'s elements in float64, as `lsuv_init` measures a layer's output."
     k,mean,var = _unit_mean_var(t, list(range(t.ndim)))
     return (mean.item(), math.sqrt(var.item()*k/(k-1))) if k > 1 else (mean.item() if k else math.nan, math.nan)
 
-def _tensor(tap, o):
-    "Output `o` of a tap's unit if a tensor, else the first tensor of a tuple/list `o`."
-    t = o if isinstance(o, Tensor) else next((t for t in o if isinstance(t, Tensor)), None) if isinstance(o, (list,tuple)) else None
-    if t is None: raise TypeError(f"forward_stats needs layer '{tap.name}' ({type(tap.unit).__name__}) to return a tensor, "
-                                  f"got {type(o).__name__}")
-    return t
-
 stat_acts = _act_types + (nn.PReLU, nn.RReLU, nn.Hardtanh, nn.SELU, nn.CELU, nn.Mish, nn.Hardswish)
 
-# %% ../nbs/01_stats.ipynb #220d99c5
+# %% ../nbs/01_stats.ipynb #2993c5cd
 def forward_stats(m:nn.Module, # the model to run (or its `DistributedDataParallel` wrapper), in eval mode, without gradients
                   xb, # a batch the model takes (a tensor, a tuple/list for `m(*xb)`, a dict for `m(**xb)`), or a data loader: its first batch
                   acts:tuple|None=None, # activation module types whose output gives the `dead` column; `None`: `stat_acts`
@@ -44,7 +37,7 @@ def forward_stats(m:nn.Module, # the model to run (or its `DistributedDataParall
     layers = init_layers(m)
     taps, rows = _taps(m, layers), []
     def on_tap(t, mod, args, kwargs, out=None):
-        o = _tensor(t, t.get(args, kwargs, out))
+        o = _first_tensor('forward_stats', t, t.get(args, kwargs, out))
         mean,std = _mean_std(o)
         rows.append(dict(name=t.name, type=type(t.module).__name__, shape=tuple(o.shape), mean=mean, std=std, dead=None))
     def on_act(a, i, o): # the first activation after a row gives its dead fraction
